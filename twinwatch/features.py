@@ -242,3 +242,69 @@ def _inter_arrival_stats(keys: np.ndarray, time_ms: np.ndarray, n_keys: int) -> 
     gaps = (sorted_times[1:] - sorted_times[:-1])[same]
     gap_keys = sorted_keys[1:][same]
     return grouped_stats(gap_keys, gaps, n_keys)
+
+
+def features_markdown() -> str:
+    """The feature definition as written to docs/features.md (a test keeps the two equal)."""
+    lines = [
+        "# Fingerprint features (Table 1 of the paper)",
+        "",
+        "Generated from `twinwatch.features.FEATURE_COLUMNS`; `tests/unit/test_features.py` fails when they drift.",
+        "",
+        "A fingerprint is a 13 × 53 matrix per device per window: rows are the protocols "
+        f"{', '.join(PROTOCOL_ROWS)}; columns are the features below.",
+        "",
+        "## Definitions",
+        "",
+        "- **Device packets.** Every packet of every flow in which the device (by MAC) is either end. A flow "
+        "between two local devices counts for both.",
+        "- **Client and server.** The client is the host that sent the flow's first packet (nfstream's `src`), "
+        "the server the other end — whichever of them is the device. `C` = packets the client sent, `S` = packets "
+        "the server sent, `B` = both.",
+        "- **Rows.** A flow counts in its transport row (TCP, UDP, ICMP, IGMP by IP protocol) and in every row "
+        "its nDPI label names (`TLS.Google` → TLS; `HTTP.OCSP` → HTTP and OCSP; `QUIC.YouTube` → QUIC). "
+        "Protocols outside the 13 rows (MQTT, DHCP, …) count only in TCP/UDP; ICMPv6 counts nowhere. "
+        "Where nDPI says `Unknown` (too little payload, e.g. a capture cut to headers) the well-known "
+        "server port decides (53 DNS, 123 NTP, 5353 mDNS, 1900 SSDP, 5060 SIP, TCP 80/8080 HTTP, "
+        "TCP 443/8883 TLS, UDP 443 QUIC).",
+        "- **Window.** 15 minutes, `[start, start + 15 min)`, starting every 12 minutes from the start of the "
+        "daily quiet period (default 00:00–06:00 local time): 30 windows a day, the last one 05:48–06:03. "
+        "`T` = 900 s, the window length (not the span of the packets).",
+        "- **Size.** The IP total length from the IP header (bytes), so captures truncated to headers keep "
+        "true sizes.",
+        "- **Time.** Capture event time in integer milliseconds (nfstream's resolution); inter-arrival "
+        "times `iat` are gaps between consecutive packets of the cell (row × direction set, across all "
+        "its flows) inside the window, reported in seconds. Fewer than two packets ⇒ timing features 0.",
+        "- **Ports.** Each flow with at least one packet in the cell counts once with its client port (`C`) "
+        "and its server port (`S`); ICMP and IGMP flows have port 0.",
+        "- **Empty cells** give 0 for every feature. `median` of an even count is the mean of the middle two.",
+        "",
+        "## Columns",
+        "",
+        "| # | name | group | direction | formula | unit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for column in FEATURE_COLUMNS:
+        lines.append(
+            f"| {column.index} | `{column.name}` | {column.group} | {column.direction} | `{column.formula}` "
+            f"| {column.unit} |"
+        )
+    lines += [
+        "",
+        "## Image (section 4.2)",
+        "",
+        "Each feature becomes a 0–255 grey level, `rint(255 · x / max)` with the minimum fixed at 0 "
+        "(every feature is ≥ 0, and black must mean *none*, not *the smallest*):",
+        "",
+        "- group 1 (columns 0–3, across-protocol statistics) is normalised **per column across the 13 rows**, "
+        "so it shows how the device's traffic divides between protocols;",
+        "- groups 2 (4–24, packets), 3 (25–42, timings) and 4 (43–52, ports) are normalised **per row across "
+        "the group's columns**, so each row shows the shape of that protocol's traffic.",
+        "",
+        "Images that are all black or all white carry nothing and are dropped (and counted).",
+        "Our reading of the paper: \"normalised across the protocols\" for group 1 and \"per protocol\" for "
+        "groups 2–4 name the axis along which the maximum is taken; the paper does not say whether the "
+        "minimum is the observed one, and we fix it at 0 so that an absent protocol stays black.",
+        "",
+    ]
+    return "\n".join(lines)

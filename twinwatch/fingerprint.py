@@ -201,3 +201,39 @@ def fingerprint_pcaps(
         raise FileNotFoundError(f"no capture files ({', '.join(CAPTURE_SUFFIXES)}) under {list(map(str, paths))}")
     flows = read_flows(files, settings, workers=workers)
     return fingerprint_flows(flows, spec, known_devices, gateways)
+
+
+@dataclass(frozen=True)
+class DeviceCoverage:
+    """How much a device's fingerprints hold: images per day and non-empty pixels per protocol row."""
+
+    device: Device
+    days: int
+    images: int
+    per_day_mean: float
+    per_day_min: int
+    per_day_max: int
+    blank_dropped: int
+    row_pixel_share: dict[str, float]
+
+
+def coverage(fingerprints: FingerprintSet) -> list[DeviceCoverage]:
+    out = []
+    for device in fingerprints.devices:
+        days = fingerprints.for_device(device.mac)
+        counts = [d.n_images for d in days]
+        stacked = np.concatenate([d.images for d in days]) if days else np.zeros((0, 13, 53), np.uint8)
+        share = (stacked > 0).mean(axis=(0, 2)) if len(stacked) else np.zeros(len(PROTOCOL_ROWS))
+        out.append(
+            DeviceCoverage(
+                device=device,
+                days=len(days),
+                images=int(sum(counts)),
+                per_day_mean=float(np.mean(counts)) if counts else 0.0,
+                per_day_min=int(min(counts)) if counts else 0,
+                per_day_max=int(max(counts)) if counts else 0,
+                blank_dropped=int(sum(d.blank_dropped for d in days)),
+                row_pixel_share={row: float(v) for row, v in zip(PROTOCOL_ROWS, share, strict=True)},
+            )
+        )
+    return out

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from nfstream import NFPlugin, NFStreamer
 
+from twinwatch.protocols import label_with_port_fallback
+
 logger = logging.getLogger(__name__)
 
 
@@ -155,7 +157,9 @@ def read_pcap_flows(path: str | os.PathLike, settings: FlowSettings = FlowSettin
                     "client_port": flow.src_port,
                     "server_port": flow.dst_port,
                     "ip_protocol": flow.protocol,
-                    "application_name": flow.application_name,
+                    "application_name": label_with_port_fallback(
+                        flow.application_name, flow.protocol, flow.src_port, flow.dst_port
+                    ),
                     "first_seen_ms": flow.bidirectional_first_seen_ms,
                     "times": flow.udps.trace_time,
                     "directions": flow.udps.trace_direction,

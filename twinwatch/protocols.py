@@ -60,3 +60,28 @@ def row_mask(ip_protocol: int, application_name: str) -> int:
     for row in protocol_rows(ip_protocol, application_name):
         mask |= 1 << ROW_INDEX[row]
     return mask
+
+
+_WELL_KNOWN_PORTS = {
+    (IP_PROTOCOL_UDP, 53): "DNS",
+    (IP_PROTOCOL_TCP, 53): "DNS",
+    (IP_PROTOCOL_UDP, 123): "NTP",
+    (IP_PROTOCOL_UDP, 5353): "MDNS",
+    (IP_PROTOCOL_UDP, 1900): "SSDP",
+    (IP_PROTOCOL_UDP, 5060): "SIP",
+    (IP_PROTOCOL_TCP, 5060): "SIP",
+    (IP_PROTOCOL_TCP, 80): "HTTP",
+    (IP_PROTOCOL_TCP, 8080): "HTTP",
+    (IP_PROTOCOL_TCP, 443): "TLS",
+    (IP_PROTOCOL_TCP, 8883): "TLS",
+    (IP_PROTOCOL_UDP, 443): "QUIC",
+}
+
+
+def label_with_port_fallback(application_name: str, ip_protocol: int, client_port: int, server_port: int) -> str:
+    """nDPI's label, or — where nDPI saw too little payload to say (``Unknown``, e.g. captures cut to
+    headers) — the well-known server port's protocol, so truncated captures keep their rows."""
+    if application_name and application_name != "Unknown":
+        return application_name
+    guess = _WELL_KNOWN_PORTS.get((ip_protocol, server_port)) or _WELL_KNOWN_PORTS.get((ip_protocol, client_port))
+    return guess or application_name or "Unknown"

@@ -40,9 +40,11 @@ class WindowSpec:
     def from_strings(cls, tz: str = "UTC", quiet: str = "00:00-06:00", **kwargs: int) -> WindowSpec:
         """Build from a ``HH:MM-HH:MM`` quiet period (an end at or before the start wraps midnight)."""
         try:
-            start_text, end_text = quiet.split("-")
-            start = dt.time.fromisoformat(start_text.strip())
-            end = dt.time.fromisoformat(end_text.strip())
+            start_text, end_text = (part.strip() for part in quiet.split("-"))
+            start = dt.time.fromisoformat(start_text)
+            end = dt.time(0, 0) if end_text == "24:00" else dt.time.fromisoformat(end_text)
+            if len(start_text) != 5 or len(end_text) != 5:
+                raise ValueError(quiet)
         except ValueError as error:
             raise ValueError(f"quiet period {quiet!r} is not HH:MM-HH:MM") from error
         minutes = (end.hour * 60 + end.minute) - (start.hour * 60 + start.minute)
