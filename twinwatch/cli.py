@@ -14,7 +14,7 @@ from rich.table import Table
 
 from twinwatch.devices import read_devices_file
 from twinwatch.fingerprint import FingerprintSet, coverage, expand_captures, fingerprint_flows
-from twinwatch.flows import FlowSettings, read_pcap_flows, FlowTable
+from twinwatch.flows import FlowSettings, FlowTable, read_pcap_flows
 from twinwatch.protocols import PROTOCOL_ROWS
 from twinwatch.simulator.lab import LabConfig, build_lab
 from twinwatch.simulator.profiles import CHANGE_KINDS, HOUSEHOLD
@@ -22,7 +22,7 @@ from twinwatch.windows import WindowSpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Firmware change detection from passive IoT traffic (twin-network fingerprints).")
-console = Console()
+console = Console(emoji=False, highlight=False)
 if not console.is_terminal:  # logs and CI: wide enough for the protocol tables
     console.width = 170
 
@@ -81,8 +81,8 @@ def _simulate(config: LabConfig, out: Path):
 
 def _read_with_progress(files: list[Path], settings: FlowSettings) -> tuple[FlowTable, list[tuple[Path, str]]]:
     """Flows of every file; a file that cannot be read is reported and skipped, never fatal."""
-    from concurrent.futures import ProcessPoolExecutor
     import os
+    from concurrent.futures import ProcessPoolExecutor
 
     tables, failures = [], []
     with _progress() as progress, ProcessPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1)) as pool:
@@ -101,7 +101,9 @@ def _read_with_progress(files: list[Path], settings: FlowSettings) -> tuple[Flow
 def fingerprint(
     pcaps: list[Path] = typer.Argument(..., help="Capture files or folders (searched recursively)."),
     out: Path = typer.Option(Path("fingerprints"), "--out", help="Folder for <mac>/<date>.npz and .png."),
-    devices_file: Path | None = typer.Option(None, "--devices", help="CSV with mac[,name,model]: names and restricts devices."),
+    devices_file: Path | None = typer.Option(
+        None, "--devices", help="CSV with mac[,name,model]: names and restricts devices."
+    ),
     tz: str = typer.Option("UTC", help="Site time zone of the quiet period (timestamps in pcaps are UTC)."),
     quiet: str = typer.Option("00:00-06:00", help="Daily quiet period, local time; 00:00-24:00 for all day."),
     gateway: list[str] = typer.Option([], help="Gateway MAC(s); found from public-IP traffic when not given."),
@@ -186,5 +188,14 @@ def demo(
     console.print(f"fingerprints and contact sheets under {lab / 'fingerprints'}")
 
 
+def run() -> None:
+    """Entry point: bad input ends in one clear line naming the file and the reason, not a traceback."""
+    try:
+        app()
+    except (ValueError, FileNotFoundError) as error:
+        console.print(f"[bold red]error:[/bold red] {error}")
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    run()

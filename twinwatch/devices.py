@@ -50,8 +50,12 @@ def _unicast_mac(mac: str) -> bool:
 
 
 def read_devices_file(path: str | os.PathLike) -> list[Device]:
-    """A CSV with a header holding ``mac`` and optionally ``name``, ``model``, ``ip`` columns."""
-    devices = []
+    """A CSV with a header holding ``mac`` and optionally ``name`` (or ``device_dir``), ``model``, ``ip``.
+
+    A MAC listed twice (two names for one box, as in IoT Sentinel's hub and door sensor) is one
+    device whose names are joined.
+    """
+    devices: dict[str, Device] = {}
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or "mac" not in [f.strip().lower() for f in reader.fieldnames]:
@@ -61,8 +65,14 @@ def read_devices_file(path: str | os.PathLike) -> list[Device]:
             mac = row.get("mac", "").lower()
             if not _unicast_mac(mac) or len(mac.split(":")) != 6:
                 raise ValueError(f"{path}:{line_number}: {mac!r} is not a unicast MAC address")
-            devices.append(Device(mac=mac, ip=row.get("ip", ""), name=row.get("name", ""), model=row.get("model", "")))
-    return devices
+            name = row.get("name") or row.get("device_dir", "")
+            if mac in devices:
+                seen = devices[mac]
+                devices[mac] = Device(mac, seen.ip, "/".join(filter(None, (seen.name, name))),
+                                      " / ".join(filter(None, (seen.model, row.get("model", "")))))
+            else:
+                devices[mac] = Device(mac=mac, ip=row.get("ip", ""), name=name, model=row.get("model", ""))
+    return list(devices.values())
 
 
 def find_routers(flows: FlowTable) -> set[str]:

@@ -103,7 +103,8 @@ def assign_windows(times_ms: np.ndarray, spec: WindowSpec) -> WindowAssignment:
     parts_packet, parts_day, parts_window = [], [], []
     for back in range(math.ceil(spec.window_ms / spec.step_ms)):
         window = latest - back
-        hit = inside & (window >= 0) & (window < spec.windows_per_day) & (offset < window * spec.step_ms + spec.window_ms)
+        in_period = (window >= 0) & (window < spec.windows_per_day)
+        hit = inside & in_period & (offset < window * spec.step_ms + spec.window_ms)
         index = np.nonzero(hit)[0]
         parts_packet.append(index)
         parts_day.append(day_index[index])

@@ -60,3 +60,10 @@ def test_devices_file_errors_name_the_line(tmp_path):
     path.write_text("address,name\n")
     with pytest.raises(ValueError, match="'mac' column"):
         read_devices_file(path)
+
+
+def test_one_mac_listed_twice_is_one_device(tmp_path):
+    path = tmp_path / "devices.csv"
+    path.write_text(f"device_dir,mac,model\nHubA,{PLUG},Hub\nSensorB,{PLUG},Sensor via hub\n")
+    (device,) = read_devices_file(path)
+    assert device.name == "HubA/SensorB" and device.model == "Hub / Sensor via hub"

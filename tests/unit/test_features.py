@@ -6,7 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from twinwatch.features import FEATURE_COLUMNS, GROUP_SLICES, DevicePackets, features_markdown, window_features
+from twinwatch.features import (
+    FEATURE_COLUMNS,
+    GROUP_SLICES,
+    DevicePackets,
+    features_markdown,
+    window_features,
+)
 from twinwatch.protocols import ROW_INDEX, row_mask
 from twinwatch.windows import WindowSpec, assign_windows
 

@@ -7,7 +7,6 @@ from collections import Counter
 from zoneinfo import ZoneInfo
 
 import numpy as np
-
 import pytest
 
 from twinwatch.devices import read_devices_file
