@@ -120,6 +120,31 @@ class FingerprintSet:
         return out
 
 
+def load_fingerprints(directory: str | os.PathLike) -> FingerprintSet:
+    """Read what ``FingerprintSet.save`` wrote (``index.json`` and the npz files)."""
+    folder = Path(directory)
+    index_path = folder / "index.json"
+    if not index_path.is_file():
+        raise FileNotFoundError(f"{folder}: no index.json (not a twinwatch fingerprint folder)")
+    index = json.loads(index_path.read_text())
+    if index.get("image_spec_version") != IMAGE_SPEC_VERSION:
+        raise ValueError(f"{index_path}: image spec {index.get('image_spec_version')}, expected {IMAGE_SPEC_VERSION}")
+    ws = index["window_spec"]
+    spec = WindowSpec(tz=ws["tz"], period_start=dt.time.fromisoformat(ws["period_start"]),
+                      period_minutes=ws["period_minutes"], window_minutes=ws["window_minutes"],
+                      step_minutes=ws["step_minutes"])
+    devices = {d["mac"]: Device(**d) for d in index["devices"]}
+    result = FingerprintSet(spec=spec, devices=list(devices.values()))
+    for entry in index["device_days"]:
+        with np.load(folder / entry["file"]) as data:
+            result.device_days.append(DeviceDay(
+                device=devices[entry["mac"]], day=dt.date.fromisoformat(entry["day"]),
+                window_index=data["window_index"], window_start_ms=data["window_start_ms"],
+                features=data["features"].astype(np.float64), images=data["images"],
+                blank_dropped=entry["blank_dropped"]))
+    return result
+
+
 def _clock(epoch_ms: int, spec: WindowSpec) -> str:
     from zoneinfo import ZoneInfo
 

@@ -96,19 +96,23 @@ def assign_windows(times_ms: np.ndarray, spec: WindowSpec) -> WindowAssignment:
     last_day = spec.local_date(int(times_ms.max()))
     days = tuple(first_day + dt.timedelta(days=n) for n in range((last_day - first_day).days + 1))
     anchors = np.array([spec.period_start_ms(day) for day in days], dtype=np.int64)
-    day_index = np.searchsorted(anchors, times_ms, side="right") - 1
-    inside = day_index >= 0
-    offset = times_ms - anchors[np.clip(day_index, 0, None)]
-    latest = offset // spec.step_ms
+    latest_day = np.searchsorted(anchors, times_ms, side="right") - 1
     parts_packet, parts_day, parts_window = [], [], []
-    for back in range(math.ceil(spec.window_ms / spec.step_ms)):
-        window = latest - back
-        in_period = (window >= 0) & (window < spec.windows_per_day)
-        hit = inside & in_period & (offset < window * spec.step_ms + spec.window_ms)
-        index = np.nonzero(hit)[0]
-        parts_packet.append(index)
-        parts_day.append(day_index[index])
-        parts_window.append(window[index])
+    # A day's last window may run past the next period's start (all-day periods, 23-hour DST days),
+    # so look in the period that started most recently and in the one before it.
+    for day_back in (0, 1):
+        day_index = latest_day - day_back
+        inside = day_index >= 0
+        offset = times_ms - anchors[np.clip(day_index, 0, None)]
+        latest = offset // spec.step_ms
+        for back in range(math.ceil(spec.window_ms / spec.step_ms)):
+            window = latest - back
+            in_period = (window >= 0) & (window < spec.windows_per_day)
+            hit = inside & in_period & (offset < window * spec.step_ms + spec.window_ms)
+            index = np.nonzero(hit)[0]
+            parts_packet.append(index)
+            parts_day.append(day_index[index])
+            parts_window.append(window[index])
     packet_index = np.concatenate(parts_packet)
     day_used = np.concatenate(parts_day)
     window_used = np.concatenate(parts_window)
