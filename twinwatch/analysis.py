@@ -22,7 +22,7 @@ EMPTY = np.zeros((0, 13, 53), dtype=np.uint8)
 
 @dataclass(frozen=True)
 class DayPlan:
-    """Which day is the baseline, which trains and which validates; every later day is evaluated."""
+    """A device's days: its baseline, the day it trains on, the day it validates on, then the rest."""
 
     baseline: dt.date
     training: dt.date
@@ -37,17 +37,40 @@ def images_by_day(fingerprints: FingerprintSet) -> dict[dt.date, dict[str, np.nd
     return by_day
 
 
+def plan_devices(
+    fingerprints: FingerprintSet, rules: DecisionRules = DecisionRules(), baseline: dt.date | None = None
+) -> tuple[dict[str, DayPlan], dict[str, str]]:
+    """Each device's baseline, training and validation day: its first three days with at least
+    ``rules.min_windows`` fingerprints (from ``baseline`` on, when given). In a lab every device shares
+    days 1, 2 and 3 as in the paper; on real captures devices join on different days. Returns the
+    plans and, for devices without one, why."""
+    plans: dict[str, DayPlan] = {}
+    skipped: dict[str, str] = {}
+    for device in fingerprints.devices:
+        days = fingerprints.for_device(device.mac)
+        all_days = sorted(d.day for d in days)
+        usable = sorted(d.day for d in days
+                        if d.n_images >= rules.min_windows and (baseline is None or d.day >= baseline))
+        if baseline is not None and baseline not in usable:
+            skipped[device.mac] = f"fewer than {rules.min_windows} fingerprints on the baseline day {baseline}"
+            continue
+        if len(usable) < 3:
+            skipped[device.mac] = (f"needs a baseline, a training and a validation day with ≥ {rules.min_windows} "
+                                   f"fingerprints each; has {len(usable)} such day(s) of {len(all_days)}")
+            continue
+        later = tuple(d for d in all_days if d > usable[2])
+        plans[device.mac] = DayPlan(usable[0], usable[1], usable[2], later)
+    return plans, skipped
+
+
 def plan_days(days: list[dt.date], baseline: dt.date | None = None) -> DayPlan:
-    """Baseline (first day unless given), the next two days with data train and validate."""
+    """The lab's shared plan: baseline (first day unless given), then training and validation days."""
     days = sorted(days)
-    if baseline is None:
-        if not days:
-            raise ValueError("no day has any fingerprint: nothing to analyse (check --quiet and --tz)")
-        baseline = days[0]
-    later = [d for d in days if d > baseline]
-    if baseline not in days:
+    baseline = baseline or (days[0] if days else None)
+    if baseline is None or baseline not in days:
         raise ValueError(f"baseline day {baseline} has no fingerprints; days with data: "
-                         f"{', '.join(map(str, days)) or 'none'}")
+                         f"{', '.join(map(str, days)) or 'none'} (check --quiet and --tz)")
+    later = [d for d in days if d > baseline]
     if len(later) < 2:
         raise ValueError(f"the twin needs a baseline, a training and a validation day; after {baseline} "
                          f"there are {len(later)} day(s) with fingerprints")
@@ -63,28 +86,27 @@ def model_version(model: TrainedTwin) -> str:
 
 def train_from_fingerprints(
     fingerprints: FingerprintSet,
-    plan: DayPlan,
+    plans: dict[str, DayPlan],
     config: TrainConfig = TrainConfig(),
     on_epoch: Callable[[EpochRecord], None] | None = None,
-    rules: DecisionRules = DecisionRules(),
 ) -> TrainedTwin:
-    """Train on baseline × training-day pairs, validate on baseline × validation-day pairs.
-
-    Devices with fewer than ``rules.min_windows`` fingerprints on the baseline day are left out.
-    """
-    by_day = images_by_day(fingerprints)
-    baseline = {mac: imgs for mac, imgs in by_day.get(plan.baseline, {}).items() if len(imgs) >= rules.min_windows}
+    """Train on baseline × training-day pairs, validate on baseline × validation-day pairs (per device)."""
+    images = {(d.device.mac, d.day): d.images for d in fingerprints.device_days}
+    baseline = {mac: images[(mac, plan.baseline)] for mac, plan in plans.items()}
+    training = {mac: images[(mac, plan.training)] for mac, plan in plans.items()}
+    validation = {mac: images[(mac, plan.validation)] for mac, plan in plans.items()}
     rng = np.random.default_rng(config.pair_seed)
-    train = make_pairs(baseline, by_day.get(plan.training, {}), rng)
-    validation = make_pairs(baseline, by_day.get(plan.validation, {}), rng)
+    train = make_pairs(baseline, training, rng)
+    validate = make_pairs(baseline, validation, rng)
+    shared = {(p.baseline, p.training, p.validation) for p in plans.values()}
     metadata = {
-        "baseline_day": plan.baseline.isoformat(),
-        "training_day": plan.training.isoformat(),
-        "validation_day": plan.validation.isoformat(),
-        "devices": sorted(set(train.left_device)),
+        "days": ({"baseline": str(b), "training": str(t), "validation": str(v)} for b, t, v in shared).__next__()
+        if len(shared) == 1 else "per device",
+        "devices": {mac: {"baseline": str(p.baseline), "training": str(p.training), "validation": str(p.validation)}
+                    for mac, p in plans.items()},
         "window_spec": vars(fingerprints.spec) | {"period_start": fingerprints.spec.period_start.isoformat()},
     }
-    return train_twin(train, validation, config, metadata, on_epoch)
+    return train_twin(train, validate, config, metadata, on_epoch)
 
 
 @dataclass
@@ -99,7 +121,7 @@ class DeviceBaseline:
 
 @dataclass
 class Analysis:
-    plan: DayPlan
+    plans: dict[str, DayPlan]
     model_version: str
     devices: list[Device]
     decisions: list[DayDecision] = field(default_factory=list)
@@ -108,6 +130,10 @@ class Analysis:
 
     def decision(self, mac: str, day: dt.date) -> DayDecision | None:
         return next((d for d in self.decisions if d.mac == mac and d.day == day), None)
+
+    def shared_plan(self) -> DayPlan | None:
+        plans = set(self.plans.values())
+        return plans.pop() if len(plans) == 1 else None
 
 
 def reference_day(plan: DayPlan, rules: DecisionRules) -> dt.date:
@@ -136,27 +162,67 @@ def judge_day(model: TrainedTwin, reference: DeviceBaseline, day: dt.date, image
 def analyse(
     fingerprints: FingerprintSet,
     model: TrainedTwin,
-    plan: DayPlan,
+    plans: dict[str, DayPlan],
     rules: DecisionRules = DecisionRules(),
     on_device_done: Callable[[Device], None] | None = None,
+    skipped: dict[str, str] | None = None,
 ) -> Analysis:
-    """Decide every device on every day after the reference day (with the paper's training-day
-    reference, the validation day is judged too)."""
-    by_day = images_by_day(fingerprints)
-    result = Analysis(plan=plan, model_version=model_version(model), devices=list(fingerprints.devices))
-    judged = (plan.validation, *plan.evaluated) if rules.reference == "training" else plan.evaluated
+    """Decide every device on every day after its reference day; devices without a plan get
+    insufficient-data on each of their days, with the reason."""
+    images = {(d.device.mac, d.day): d.images for d in fingerprints.device_days}
+    result = Analysis(plans=plans, model_version=model_version(model), devices=list(fingerprints.devices))
     for device in fingerprints.devices:
         mac = device.mac
-        reference = device_baseline(model, device, by_day.get(plan.baseline, {}).get(mac, EMPTY),
-                                    by_day.get(reference_day(plan, rules), {}).get(mac, EMPTY), rules)
+        plan = plans.get(mac)
+        if plan is None:
+            reason = (skipped or {}).get(mac, "no baseline plan")
+            for device_day in fingerprints.for_device(mac):
+                result.decisions.append(DayDecision(mac, device_day.day, INSUFFICIENT, reason,
+                                                    device_day.n_images, 0))
+            continue
+        reference = device_baseline(model, device, images[(mac, plan.baseline)],
+                                    images[(mac, reference_day(plan, rules))], rules)
         result.baselines[mac] = reference
+        judged = (plan.validation, *plan.evaluated) if rules.reference == "training" else plan.evaluated
         for day in judged:
-            images = by_day.get(day, {}).get(mac, EMPTY)
-            result.day_images[(mac, day)] = images
-            decision = judge_day(model, reference, day, images, rules)
-            if decision.verdict == INSUFFICIENT and not len(reference.baseline_images):
-                decision.reason = f"not seen on the baseline day {plan.baseline}; " + decision.reason
-            result.decisions.append(decision)
+            day_images = images.get((mac, day), EMPTY)
+            result.day_images[(mac, day)] = day_images
+            result.decisions.append(judge_day(model, reference, day, day_images, rules))
         if on_device_done:
             on_device_done(device)
     return result
+
+
+def change_events(analysis: Analysis) -> list:
+    """The analysis as ChangeEvents (the SIEM contract in ``schemas``), one per judged device-day."""
+    from schemas.events import ChangeEvent, ChangeMetrics, DeviceRef, Driver
+
+    devices = {d.mac: d for d in analysis.devices}
+    events = []
+    for decision in analysis.decisions:
+        device = devices[decision.mac]
+        metrics = decision.metrics
+        events.append(ChangeEvent(
+            device=DeviceRef(mac=device.mac, ip=device.ip, name=device.name, model=device.model),
+            day=decision.day,
+            verdict=decision.verdict,
+            reason=decision.reason,
+            metrics=None if metrics is None else ChangeMetrics(
+                all_samples_dissimilar_share=metrics.dissimilar_share,
+                majority_samples_dissimilar=metrics.majority_dissimilar,
+                mean_score=metrics.day_mean,
+                mean_threshold_exceeded=metrics.mean_above_threshold,
+                hedges_g=metrics.hedges_g,
+                effect_size=metrics.effect_size,
+                baseline_mean=metrics.baseline_mean,
+                scores=metrics.scores,
+                baseline_scores=metrics.baseline_scores,
+            ),
+            why=[Driver(kind=d.kind, name=d.name, baseline=d.baseline, day=d.day, text=d.describe())
+                 for d in decision.drivers],
+            day_windows=decision.day_windows,
+            baseline_windows=decision.baseline_windows,
+            baseline_day=analysis.plans[decision.mac].baseline if decision.mac in analysis.plans else decision.day,
+            model_version=analysis.model_version,
+        ))
+    return events

@@ -169,23 +169,217 @@ def _print_coverage(fingerprints: FingerprintSet, source: str) -> None:
     console.print(shares)
 
 
+def _train(fingerprints: FingerprintSet, plans, config):
+    from twinwatch.analysis import train_from_fingerprints
+
+    with _progress() as progress:
+        task = progress.add_task("training the twin (epochs, early stop)", total=config.epochs)
+
+        def epoch_done(record) -> None:
+            progress.update(task, completed=record.epoch, description=(
+                f"training the twin: val loss {record.val_loss:.4f} acc {record.val_accuracy:.3f}"))
+
+        model = train_from_fingerprints(fingerprints, plans, config, on_epoch=epoch_done)
+        progress.update(task, total=len(model.history), completed=len(model.history))
+    return model
+
+
+def _analyse_and_report(fingerprints: FingerprintSet, model_dir: Path | None, save_model: Path | None,
+                        baseline_day: str | None, rules, seed: int, events_path: Path | None,
+                        report_path: Path | None, title: str):
+    from twinwatch.analysis import analyse, change_events, plan_devices
+    from twinwatch.report import write_report
+    from twinwatch.twin import TrainConfig, TrainedTwin
+
+    baseline = dt.date.fromisoformat(baseline_day) if baseline_day else None
+    plans, skipped = plan_devices(fingerprints, rules, baseline)
+    for mac, reason in skipped.items():
+        console.print(f"[yellow]{mac}[/yellow]: insufficient data — {reason}")
+    if model_dir:
+        model = TrainedTwin.load(model_dir)
+    else:
+        if len(plans) < 2:
+            raise ValueError(f"training needs at least 2 devices with a baseline, training and validation day; "
+                             f"{len(plans)} have them")
+        model = _train(fingerprints, plans, TrainConfig(init_seed=seed, pair_seed=seed))
+    if save_model:
+        model.save(save_model)
+        console.print(f"model saved to {save_model} (weights, metadata, TorchScript arm)")
+    with _progress() as progress:
+        task = progress.add_task("judging device-days", total=len(fingerprints.devices))
+        analysis = analyse(fingerprints, model, plans, rules, on_device_done=lambda d: progress.advance(task),
+                           skipped=skipped)
+    _print_verdicts(analysis)
+    if events_path:
+        events_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(events_path, "w") as handle:
+            for event in change_events(analysis):
+                handle.write(event.model_dump_json() + "\n")
+        console.print(f"ChangeEvents (JSON lines) written to {events_path}")
+    if report_path:
+        with console.status("writing the HTML report"):
+            write_report(analysis, model, rules, report_path, title)
+        console.print(f"HTML report written to {report_path}")
+    return analysis
+
+
+def _print_verdicts(analysis) -> None:
+    from twinwatch.decisions import CHANGED, INSUFFICIENT
+
+    days = sorted({d.day for d in analysis.decisions})
+    table = Table(title=f"Verdicts per device and day (model {analysis.model_version}; cell: verdict, Hedges' g)")
+    table.add_column("device")
+    for day in days:
+        table.add_column(day.isoformat()[5:], justify="center")
+    style = {CHANGED: "bold red", INSUFFICIENT: "dim"}
+    for device in analysis.devices:
+        cells = []
+        plan = analysis.plans.get(device.mac)
+        for day in days:
+            decision = analysis.decision(device.mac, day)
+            if decision is None:
+                role = ""
+                if plan:
+                    role = {plan.baseline: "base", plan.training: "train", plan.validation: "valid"}.get(day, "")
+                cells.append(f"[dim]{role}[/dim]")
+                continue
+            g = f" {decision.metrics.hedges_g:+.1f}" if decision.metrics else ""
+            text = {CHANGED: "CHANGED", INSUFFICIENT: "n/a"}.get(decision.verdict, "stable")
+            cells.append(f"[{style.get(decision.verdict, 'green')}]{text}{g}[/]")
+        table.add_row(device.label, *cells)
+    console.print(table)
+
+
+def _rules(reference: str, min_windows: int):
+    from twinwatch.decisions import DecisionRules
+
+    return DecisionRules(reference=reference, min_windows=min_windows)
+
+
+@app.command()
+def analyze(
+    pcaps: list[Path] = typer.Argument(..., help="Capture files or folders (searched recursively)."),
+    devices_file: Path | None = typer.Option(None, "--devices", help="CSV with mac[,name,model]."),
+    baseline_day: str | None = typer.Option(None, help="Baseline date (YYYY-MM-DD); default: each device's first."),
+    model: Path | None = typer.Option(None, "--model", help="A trained model folder to use instead of training."),
+    save_model: Path | None = typer.Option(None, help="Where to save the trained model."),
+    json_path: Path | None = typer.Option(Path("twinwatch-events.jsonl"), "--json", help="ChangeEvents as JSON lines."),
+    report: Path | None = typer.Option(Path("twinwatch-report.html"), help="The HTML report."),
+    tz: str = typer.Option("UTC", help="Site time zone of the quiet period."),
+    quiet: str = typer.Option("00:00-06:00", help="Daily quiet period, local time."),
+    reference: str = typer.Option("validation", help="Reference scores: validation (twinwatch) or training (paper)."),
+    min_windows: int = typer.Option(4, help="Fewer fingerprints on a day ⇒ insufficient-data."),
+    seed: int = typer.Option(0, help="Seed of the twin's weights and pairs."),
+) -> None:
+    """The main job: captures → fingerprints → twin → a verdict per device and day, events and a report."""
+    spec = _window_spec(tz, quiet)
+    known = read_devices_file(devices_file) if devices_file else None
+    files = expand_captures(pcaps)
+    if not files:
+        raise typer.BadParameter(f"no .pcap/.pcapng/.cap files under {[str(p) for p in pcaps]}")
+    flows, failures = _read_with_progress(files, FlowSettings())
+    for path, reason in failures:
+        console.print(f"[red]skipped[/red] {path}: {reason}")
+    fingerprints = _fingerprint(flows, spec, known, None)
+    _analyse_and_report(fingerprints, model, save_model, baseline_day, _rules(reference, min_windows), seed,
+                        json_path, report, f"twinwatch — {len(files)} captures")
+
+
+@app.command()
+def experiment(
+    lab: Path = typer.Argument(Path("lab"), help="A lab written by 'twinwatch simulate'."),
+    runs: int = typer.Option(10, help="Training runs (they differ only in their dissimilar pairs)."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write every table as JSON."),
+    patience: int = typer.Option(5, help="Early-stopping patience (epochs without a better validation loss)."),
+) -> None:
+    """Reproduce the paper's Experiments 1 and 2 (Tables 3–7) on a lab with ground truth."""
+    import json as json_module
+
+    from twinwatch.experiment import read_lab_truth, run_experiment
+    from twinwatch.twin import TrainConfig
+
+    truth = read_lab_truth(lab)
+    spec = WindowSpec(tz=json_module.loads((lab / "lab.json").read_text())["config"]["tz"])
+    files = expand_captures([lab / "pcaps"])
+    flows, failures = _read_with_progress(files, FlowSettings())
+    if failures:
+        raise ValueError(f"{len(failures)} lab capture(s) unreadable: {failures[0][0]}: {failures[0][1]}")
+    fingerprints = _fingerprint(flows, spec, read_devices_file(lab / "devices.csv"), None)
+    with _progress() as progress:
+        task = progress.add_task("training runs", total=runs)
+        result = run_experiment(fingerprints, truth, runs, TrainConfig(patience=patience),
+                                on_run_done=lambda r: progress.advance(task))
+    _print_experiment(result, {d.mac: d.label for d in fingerprints.devices})
+    if json_path:
+        json_path.write_text(json_module.dumps(result.to_json(), indent=2, default=str))
+        console.print(f"tables written to {json_path}")
+
+
+def _print_experiment(result, names: dict[str, str]) -> None:
+    from twinwatch.experiment import METRIC_NAMES, METRICS
+
+    runs = result.runs["twinwatch"]
+    training = Table(title="Training per run (paper Table 3)")
+    for column in ("run", "best epoch", "epochs", "train loss", "val loss", "train acc", "val acc", "seconds"):
+        training.add_column(column, justify="right")
+    for r in runs:
+        training.add_row(str(r.run), str(r.best.epoch), str(r.epochs), f"{r.best.train_loss:.4f}",
+                         f"{r.best.val_loss:.4f}", f"{r.best.train_accuracy:.3f}", f"{r.best.val_accuracy:.3f}",
+                         f"{r.seconds:.0f}")
+    console.print(training)
+    titles = {"experiment 1": "Experiment 1 — same version, days 4…{} (paper Table 4)",
+              "experiment 2": "Experiment 2 — new version, days {}…end (paper Table 6)",
+              "controls": "Controls — devices that kept their version, days {}…end",
+              "invisible": "Invisible changes — not counted above (flow statistics cannot see them)"}
+    for rule_set, rule_runs in result.runs.items():
+        for experiment_name, title in titles.items():
+            label = title.format(result.truth.change_day - 1 if "1" in experiment_name else result.truth.change_day)
+            table = Table(title=f"{label} — {rule_set} rules (% correct)")
+            table.add_column("metric")
+            for r in rule_runs:
+                table.add_column(str(r.run), justify="right")
+            table.add_column("average", justify="right", style="bold")
+            average = result.average(rule_set)[experiment_name]
+            for metric in METRICS:
+                values = [r.experiments[experiment_name][metric] for r in rule_runs]
+                table.add_row(METRIC_NAMES[metric], *[_pct(v) for v in values], _pct(average[metric]))
+            console.print(table)
+        for experiment_name in ("experiment 1", "experiment 2", "invisible"):
+            per_device = result.device_average(rule_set, experiment_name)
+            table = Table(title=f"Per device, {experiment_name} — {rule_set} rules (paper Tables 5 and 7, % correct)")
+            table.add_column("device")
+            for metric in METRICS:
+                table.add_column(METRIC_NAMES[metric], justify="right")
+            for mac, values in per_device.items():
+                kind = result.truth.devices[mac].change if mac in result.truth.devices else None
+                note = f" ({kind} change)" if kind and experiment_name != "experiment 1" else ""
+                table.add_row(names.get(mac, mac) + note, *[_pct(values[m]) for m in METRICS])
+            console.print(table)
+
+
+def _pct(value: float) -> str:
+    return "–" if value != value else f"{100 * value:.1f}"
+
+
 @app.command()
 def demo(
     lab: Path = typer.Option(Path("lab"), help="Where the default lab is written."),
     seed: int = typer.Option(7),
 ) -> None:
-    """The embedded main job on the default lab: simulate it, then fingerprint every device-day."""
+    """The embedded main job on the default lab: simulate it, fingerprint it, train, decide, report."""
     config = LabConfig(seed=seed)
     _simulate(config, lab)
     files = expand_captures([lab / "pcaps"])
     flows, failures = _read_with_progress(files, FlowSettings())
     if failures:
-        raise typer.Exit(code=1)
+        raise ValueError(f"{failures[0][0]}: {failures[0][1]}")
     known = read_devices_file(lab / "devices.csv")
     fingerprints = _fingerprint(flows, WindowSpec(tz=config.tz), known, None)
     _save(fingerprints, lab / "fingerprints", sheets=True)
     _print_coverage(fingerprints, f"lab seed {seed}: {len(files)} days, {flows.n_packets:,} packets")
-    console.print(f"fingerprints and contact sheets under {lab / 'fingerprints'}")
+    _analyse_and_report(fingerprints, None, lab / "model", None, _rules("validation", 4), 0,
+                        lab / "events.jsonl", lab / "report.html", f"twinwatch — simulated lab (seed {seed})")
+    console.print(f"fingerprints and contact sheets under {lab / 'fingerprints'}; report {lab / 'report.html'}")
 
 
 def run() -> None:

@@ -32,12 +32,22 @@ class DecisionRules:
     fitted on, so their scores are optimistically tight and later days drift above them);
     ``validation`` (our default) uses the baseline × validation-day pairs, which the twin never
     trained on, so an unchanged device scores alike on the reference and on later days.
+    ``min_shift``: the day's mean score must also exceed the reference mean by this much (in score
+    units, where the margin is 1). Hedges' g divides by the pooled spread, and a device the twin knows
+    well has reference scores a few thousandths apart, so a drift of 0.01 — nothing, next to the
+    0.5 threshold — can read as a "medium" effect; the floor keeps g about changes of substance.
     """
 
     threshold: float = 0.5
     effect_size: float = 0.5
     min_windows: int = 4
     reference: str = "validation"
+    min_shift: float = 0.05
+
+    @classmethod
+    def paper(cls) -> DecisionRules:
+        """The paper's rule exactly: training-day reference, g > 0.5 alone."""
+        return cls(reference="training", min_shift=0.0)
 
     def __post_init__(self) -> None:
         if self.reference not in REFERENCE_DAYS:
@@ -166,10 +176,15 @@ def decide_day(
         return DayDecision(mac, day, INSUFFICIENT, f"{reason} (needs ≥ {rules.min_windows})", n_day, n_base)
     metrics = day_metrics(scores, baseline_scores, rules)
     moved = drivers(baseline_images, day_images)
-    if metrics.hedges_g > rules.effect_size:
+    shift = metrics.day_mean - metrics.baseline_mean
+    if metrics.hedges_g > rules.effect_size and shift >= rules.min_shift:
         verdict = CHANGED
         reason = (f"Hedges' g {metrics.hedges_g:.2f} ({metrics.effect_size}) > {rules.effect_size}: scores rose "
                   f"from {metrics.baseline_mean:.2f} to {metrics.day_mean:.2f}")
+    elif metrics.hedges_g > rules.effect_size:
+        verdict = STABLE
+        reason = (f"Hedges' g {metrics.hedges_g:.2f} ({metrics.effect_size}) but the mean score moved only "
+                  f"{shift:+.3f} (< {rules.min_shift})")
     else:
         verdict = STABLE
         reason = f"Hedges' g {metrics.hedges_g:.2f} ({metrics.effect_size}) ≤ {rules.effect_size}"

@@ -117,8 +117,9 @@ def tapo_bulb(new: bool) -> list[Behaviour]:
 def nanoleaf_panels(new: bool) -> list[Behaviour]:
     cloud = "api.nanoleaf.me"
     return [
-        Behaviour("tls", 120.0 if new else 240.0, {"hostname": cloud, "requests": [140, 90], "responses": [260],
-                                                    "lookup": True}, poisson=True, size_noise=0.5),
+        # The new firmware polls the cloud four times as often and announces itself five times as often.
+        Behaviour("tls", 60.0 if new else 240.0, {"hostname": cloud, "requests": [140, 90], "responses": [260],
+                                                  "lookup": True}, poisson=True, size_noise=0.5),
         Behaviour("mdns_announce", 60.0 if new else 300.0,
                   {"service": "_nanoleafapi._tcp.local", "instance": "Shapes 4F2A", "repeats": 2}, poisson=True),
         Behaviour("mdns_query", 400.0, {"services": ["_hap._tcp.local", "_nanoleafms._tcp.local"]}, poisson=True),
@@ -206,7 +207,9 @@ def wemo_switch(new: bool) -> list[Behaviour]:
 def dyson_fan(new: bool) -> list[Behaviour]:
     cloud = "mqtt.cp.dyson.com"
     return [
-        _tls(cloud, 60.0, [220, 64] if new else [180, 64], [64, 350] if new else [64, 290], jitter=1.0, port=8883),
+        # The new firmware moves to a broker with a longer certificate chain and sends richer telemetry.
+        _tls(cloud, 60.0, [420, 64, 64] if new else [180, 64], [64, 610] if new else [64, 290], jitter=1.0,
+             port=8883, certificate=4400 if new else 2600),
         _dns(cloud, 900.0),
         _ntp("pool.ntp.org", 3600.0),
         _daytime_use(cloud, [700, 180]),

@@ -1,0 +1,170 @@
+"""A self-contained HTML report a person would forward: verdicts, Hedges' g per day, fingerprints."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from twinwatch.analysis import Analysis
+from twinwatch.decisions import CHANGED, INSUFFICIENT, STABLE, DecisionRules
+from twinwatch.features import GROUP_SLICES
+from twinwatch.protocols import PROTOCOL_ROWS
+from twinwatch.twin import TrainedTwin
+
+COLOURS = {STABLE: "#2e7d32", CHANGED: "#c62828", INSUFFICIENT: "#9e9e9e"}
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1200px}
+h1{font-size:22px}h2{font-size:18px;margin-top:36px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:center}
+td.name{text-align:left}.chip{color:#fff;border-radius:3px;padding:1px 5px;font-size:12px}
+.why{font-size:13px;color:#444}.muted{color:#777;font-size:12px}img{max-width:100%}
+"""
+
+
+def _png(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _g_plot(days: list[dt.date], values: list[float | None], verdicts: list[str], rules: DecisionRules) -> str:
+    plt = _plots()
+    figure, axis = plt.subplots(figsize=(6.2, 2.4))
+    shown = [(d, v, c) for d, v, c in zip(days, values, verdicts, strict=True) if v is not None and np.isfinite(v)]
+    if shown:
+        axis.bar([d.isoformat()[5:] for d, _, _ in shown], [v for _, v, _ in shown],
+                 color=[COLOURS[c] for _, _, c in shown])
+    axis.axhline(rules.effect_size, color="black", linestyle="--", linewidth=1, label=f"g = {rules.effect_size}")
+    axis.set_yscale("symlog", linthresh=1.0)  # small g near the 0.5 line and huge changes both visible
+    axis.set_ylabel("Hedges' g (symlog)")
+    axis.set_title("Hedges' g per day against the baseline", fontsize=10)
+    axis.tick_params(axis="x", labelsize=7, rotation=45)
+    axis.legend(fontsize=7)
+    return _png(figure)
+
+
+def _histogram(reference: np.ndarray, scores: np.ndarray, day: dt.date, rules: DecisionRules) -> str:
+    plt = _plots()
+    figure, axis = plt.subplots(figsize=(4.6, 2.4))
+    top = max(float(np.max(reference)), float(np.max(scores)), rules.threshold * 1.2)
+    bins = np.linspace(0, top, 40)
+    axis.hist(reference, bins=bins, alpha=0.6, density=True, label=f"reference ({rules.reference} day)")
+    axis.hist(scores.ravel(), bins=bins, alpha=0.6, density=True, label=f"{day}")
+    axis.axvline(rules.threshold, color="black", linestyle="--", linewidth=1)
+    axis.set_xlabel("pair score (0 same … ≥1 different)")
+    axis.set_title("Score distributions", fontsize=10)
+    axis.legend(fontsize=7)
+    return _png(figure)
+
+
+def _fingerprints(baseline: np.ndarray, day_images: np.ndarray, day: dt.date) -> str:
+    plt = _plots()
+    base = baseline.astype(float).mean(axis=0)
+    now = day_images.astype(float).mean(axis=0) if len(day_images) else np.zeros_like(base)
+    figure, axes = plt.subplots(1, 3, figsize=(12, 2.6))
+    panels = [(base, "baseline (mean)", "gray", 0, 255), (now, f"{day} (mean)", "gray", 0, 255),
+              (now - base, "difference", "RdBu_r", -128, 128)]
+    for axis, (image, title, cmap, low, high) in zip(axes, panels, strict=True):
+        axis.imshow(image, cmap=cmap, vmin=low, vmax=high, aspect="auto", interpolation="nearest")
+        for boundary in (GROUP_SLICES[2].start, GROUP_SLICES[3].start, GROUP_SLICES[4].start):
+            axis.axvline(boundary - 0.5, color="red", linestyle="--", linewidth=0.7)
+        axis.set_yticks(range(len(PROTOCOL_ROWS)))
+        axis.set_yticklabels(PROTOCOL_ROWS, fontsize=6)
+        axis.set_xticks([])
+        axis.set_title(title, fontsize=9)
+    return _png(figure)
+
+
+def _training_plot(model: TrainedTwin) -> str:
+    plt = _plots()
+    figure, axis = plt.subplots(figsize=(5, 2.4))
+    epochs = [h.epoch for h in model.history]
+    axis.plot(epochs, [h.train_loss for h in model.history], label="training loss")
+    axis.plot(epochs, [h.val_loss for h in model.history], label="validation loss")
+    axis.axvline(model.best_epoch, color="grey", linestyle=":", label=f"kept: epoch {model.best_epoch}")
+    axis.set_yscale("log")
+    axis.set_xlabel("epoch")
+    axis.legend(fontsize=7)
+    axis.set_title("Twin training (contrastive loss)", fontsize=10)
+    return _png(figure)
+
+
+def write_report(analysis: Analysis, model: TrainedTwin, rules: DecisionRules, path: str | os.PathLike,
+                 title: str = "twinwatch report") -> Path:
+    """One HTML file with every picture inlined, so it can be mailed or attached to a ticket."""
+    days = sorted({d.day for d in analysis.decisions})
+    plan = analysis.shared_plan()
+    days_text = (f"Baseline {plan.baseline}, training {plan.training}, validation {plan.validation}" if plan
+                 else "Baseline, training and validation days per device (their first three usable days)")
+    rows = []
+    for device in analysis.devices:
+        cells = []
+        for day in days:
+            decision = analysis.decision(device.mac, day)
+            if decision is None:
+                cells.append("<td></td>")
+                continue
+            g = f"{decision.metrics.hedges_g:.1f}" if decision.metrics else "–"
+            cells.append(f'<td title="{html.escape(decision.reason)}"><span class="chip" '
+                         f'style="background:{COLOURS[decision.verdict]}">{decision.verdict[:7]}</span> {g}</td>')
+        rows.append(f'<tr><td class="name"><a href="#{device.mac}">{html.escape(device.label)}</a></td>'
+                    + "".join(cells) + "</tr>")
+    header = "".join(f"<th>{d.isoformat()}</th>" for d in days)
+    changed = sum(d.verdict == CHANGED for d in analysis.decisions)
+    best = model.best
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+        f"<p>{len(analysis.devices)} devices, {len(days)} judged days, <b>{changed}</b> device-day(s) changed. "
+        f"{days_text}; "
+        f"reference scores from the {rules.reference} day; changed when Hedges' g &gt; {rules.effect_size} "
+        f"and the mean score rose by ≥ {rules.min_shift}. Model <code>{analysis.model_version}</code> "
+        f"(validation accuracy {best.val_accuracy:.3f}, epoch {best.epoch}).</p>",
+        f"<table><tr><th>device</th>{header}</tr>{''.join(rows)}</table>",
+        f"<h2>The twin</h2><img src='{_training_plot(model)}'>",
+    ]
+    for device in analysis.devices:
+        decisions = [analysis.decision(device.mac, day) for day in days]
+        decisions = [d for d in decisions if d is not None]
+        reference = analysis.baselines.get(device.mac)
+        parts.append(f"<h2 id='{device.mac}'>{html.escape(device.label)} <span class='muted'>{device.mac} "
+                     f"{html.escape(device.ip)} {html.escape(device.model)}</span></h2>")
+        judged = [d for d in decisions if d.metrics is not None]
+        if not judged or reference is None or reference.baseline_scores is None:
+            reasons = "; ".join(sorted({d.reason for d in decisions})) or "no decisions"
+            parts.append(f"<p class='why'>insufficient data: {html.escape(reasons)}</p>")
+            continue
+        g_values = [d.metrics.hedges_g if d.metrics else None for d in decisions]
+        plot = _g_plot([d.day for d in decisions], g_values, [d.verdict for d in decisions], rules)
+        parts.append(f"<img src='{plot}'>")
+        focus = max(judged, key=lambda d: d.metrics.hedges_g)
+        parts.append(f"<img src='{_histogram(reference.baseline_scores, focus.scores, focus.day, rules)}'>")
+        images = analysis.day_images.get((device.mac, focus.day), np.zeros((0, 13, 53)))
+        parts.append(f"<p class='why'><b>{focus.day}</b> (largest g): {html.escape(focus.reason)}"
+                     + (". Moved most: " + html.escape("; ".join(d.describe() for d in focus.drivers))
+                        if focus.drivers else "") + "</p>")
+        parts.append(f"<img src='{_fingerprints(reference.baseline_images, images, focus.day)}'>")
+    parts.append(f"<p class='muted'>made by twinwatch on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</p>"
+                 "</body></html>")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts))
+    return out
