@@ -1,5 +1,9 @@
 """The bus contract: one pydantic model per topic record, each with a ``schema_version``."""
 
 from schemas.events import ChangeEvent, ChangeMetrics, DeviceRef, Driver
+from schemas.flows import FlowRecord
+from schemas.images import WindowImage
+from schemas.topics import EVENTS, FLOWS, IMAGES, dead_letter
 
-__all__ = ["ChangeEvent", "ChangeMetrics", "DeviceRef", "Driver"]
+__all__ = ["ChangeEvent", "ChangeMetrics", "DeviceRef", "Driver", "FlowRecord", "WindowImage", "EVENTS", "FLOWS",
+           "IMAGES", "dead_letter"]
