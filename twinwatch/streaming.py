@@ -1,0 +1,160 @@
+"""The streaming path's domain logic: flows split per device, windows closed in event time.
+
+The services are thin adapters over these classes; they call the same feature, image and decision
+functions as the embedded run, so both reach the same fingerprints and verdicts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twinwatch.devices import _address_kind, _unicast_mac
+from twinwatch.features import DevicePackets, window_features
+from twinwatch.flows import FlowSettings, FlowTable
+from twinwatch.images import blank_images, to_images
+from twinwatch.protocols import row_mask
+from twinwatch.windows import WindowSpec, assign_windows
+
+logger = logging.getLogger(__name__)
+
+
+def flow_records(flows: FlowTable, gateways: set[str] | None = None) -> Iterator[dict]:
+    """One record per flow per local end (a unicast MAC with a private address), keyed by that MAC.
+
+    A flow between two local devices yields two records; the gateway's end yields none when
+    ``gateways`` names it (otherwise consumers drop router MACs they learn from public traffic).
+    """
+    gateways = gateways or set()
+    starts = np.searchsorted(flows.packet_flow, np.arange(flows.n_flows), side="left")
+    ends = np.searchsorted(flows.packet_flow, np.arange(flows.n_flows), side="right")
+    for index in range(flows.n_flows):
+        ends_of_flow = ((flows.client_mac[index], flows.client_ip[index]),
+                        (flows.server_mac[index], flows.server_ip[index]))
+        packets = slice(starts[index], ends[index])
+        base = None
+        for mac, ip in ends_of_flow:
+            if mac in gateways or not _unicast_mac(mac) or _address_kind(ip) != "local":
+                continue
+            if base is None:
+                base = {
+                    "schema_version": 1,
+                    "source": str(flows.source[index]),
+                    "client_mac": str(flows.client_mac[index]),
+                    "server_mac": str(flows.server_mac[index]),
+                    "client_ip": str(flows.client_ip[index]),
+                    "server_ip": str(flows.server_ip[index]),
+                    "client_port": int(flows.client_port[index]),
+                    "server_port": int(flows.server_port[index]),
+                    "ip_protocol": int(flows.ip_protocol[index]),
+                    "application_name": str(flows.application_name[index]),
+                    "first_seen_ms": int(flows.first_seen_ms[index]),
+                    "times_ms": flows.packet_time_ms[packets].tolist(),
+                    "directions": flows.packet_direction[packets].astype(int).tolist(),
+                    "sizes": flows.packet_size[packets].astype(int).tolist(),
+                }
+            if mac == base.get("device_mac"):
+                continue  # a host talking to itself
+            yield base | {"device_mac": str(mac)}
+
+
+@dataclass
+class ClosedWindow:
+    device_mac: str
+    device_ip: str
+    day: dt.date
+    window_index: int
+    window_start_ms: int
+    window_end_ms: int
+    image: np.ndarray | None  # None: the window was blank (all black or white) and is dropped
+
+
+@dataclass
+class WindowBuilder:
+    """Per-device flows held until their quiet-period windows close in event time.
+
+    A window closes once the watermark (the latest packet time seen, over all devices of this
+    builder) passes its end by ``grace_ms``; ``flush()`` closes every window (end of a replay,
+    or the wall-clock fallback when a quiet link sends nothing). A flow record arrives when its
+    flow expires, up to the active timeout (1800 s) after its first packet, so the default grace is
+    that timeout plus a minute: no packet of a closed window can still be on its way. Its state is
+    plain data, so a Faust table can keep it and recover it from the changelog.
+    """
+
+    spec: WindowSpec
+    grace_ms: int = (FlowSettings.active_timeout_s + 60) * 1000
+    flows: dict[str, list[dict]] = field(default_factory=dict)
+    closed: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
+    watermark_ms: int = 0
+    device_ips: dict[str, str] = field(default_factory=dict)
+
+    def add(self, record: dict) -> None:
+        mac = record["device_mac"]
+        self.flows.setdefault(mac, []).append(record)
+        self.watermark_ms = max(self.watermark_ms, max(record["times_ms"]))
+        ip = record["client_ip"] if record["client_mac"] == mac else record["server_ip"]
+        if _address_kind(ip) == "local":
+            self.device_ips[mac] = ip
+
+    def close_ready(self) -> list[ClosedWindow]:
+        return self._close(self.watermark_ms - self.grace_ms)
+
+    def flush(self) -> list[ClosedWindow]:
+        return self._close(None)
+
+    def _close(self, until_ms: int | None) -> list[ClosedWindow]:
+        out: list[ClosedWindow] = []
+        for mac in sorted(self.flows):
+            out.extend(self._close_device(mac, until_ms))
+        return out
+
+    def _close_device(self, mac: str, until_ms: int | None) -> list[ClosedWindow]:
+        records = self.flows[mac]
+        if not records:
+            return []
+        packets = _device_packets(records)
+        assignment = assign_windows(packets.time_ms, self.spec)
+        windows, matrices = window_features(packets, assignment, self.spec.window_minutes * 60.0)
+        done = self.closed.setdefault(mac, set())
+        ready, keys = [], []
+        for row, (day_number, window) in enumerate(windows):
+            day = assignment.days[int(day_number)]
+            start = self.spec.window_start_ms(day, int(window))
+            end = start + self.spec.window_ms
+            key = (day.isoformat(), int(window))
+            if key in done or (until_ms is not None and end > until_ms):
+                continue
+            ready.append(row)
+            keys.append((day, int(window), start, end))
+        out = []
+        if ready:
+            images = to_images(matrices[ready])
+            blank = blank_images(images)
+            for (day, window, start, end), image, is_blank in zip(keys, images, blank, strict=True):
+                done.add((day.isoformat(), window))
+                out.append(ClosedWindow(mac, self.device_ips.get(mac, ""), day, window, start, end,
+                                        None if is_blank else image))
+        # Forget flows that can no longer reach an open window.
+        if until_ms is None:
+            self.flows[mac] = []
+        else:
+            horizon = until_ms - self.spec.window_ms
+            self.flows[mac] = [r for r in records if max(r["times_ms"]) >= horizon]
+        return out
+
+
+def _device_packets(records: list[dict]) -> DevicePackets:
+    lengths = [len(r["times_ms"]) for r in records]
+    return DevicePackets(
+        time_ms=np.fromiter((t for r in records for t in r["times_ms"]), dtype=np.int64),
+        direction=np.fromiter((d for r in records for d in r["directions"]), dtype=np.int8),
+        size=np.fromiter((s for r in records for s in r["sizes"]), dtype=np.int32),
+        flow=np.repeat(np.arange(len(records), dtype=np.int64), lengths),
+        flow_row_mask=np.array([row_mask(r["ip_protocol"], r["application_name"]) for r in records], dtype=np.int64),
+        flow_client_port=np.array([r["client_port"] for r in records], dtype=np.int64),
+        flow_server_port=np.array([r["server_port"] for r in records], dtype=np.int64),
+    )
