@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,35 +140,40 @@ def _streamer(path: str, settings: FlowSettings, with_trace: bool) -> NFStreamer
     )
 
 
+def flow_row(flow) -> dict:
+    """An nfstream flow (with the PacketTrace plugin) as a plain dict: ends, label, packets."""
+    return {
+        "client_mac": flow.src_mac,
+        "server_mac": flow.dst_mac,
+        "client_ip": flow.src_ip,
+        "server_ip": flow.dst_ip,
+        "client_port": flow.src_port,
+        "server_port": flow.dst_port,
+        "ip_protocol": flow.protocol,
+        "application_name": label_with_port_fallback(flow.application_name, flow.protocol, flow.src_port,
+                                                     flow.dst_port),
+        "first_seen_ms": flow.bidirectional_first_seen_ms,
+        "times": flow.udps.trace_time,
+        "directions": flow.udps.trace_direction,
+        "sizes": flow.udps.trace_size,
+    }
+
+
+def iter_flow_rows(source: str, settings: FlowSettings = FlowSettings()) -> Iterator[dict]:
+    """Flows as they expire from a capture file or a live interface name (nfstream decides which)."""
+    try:
+        for flow in _streamer(source, settings, with_trace=True):
+            yield flow_row(flow)
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{source}: cannot read as a capture ({error})") from error
+
+
 def read_pcap_flows(path: str | os.PathLike, settings: FlowSettings = FlowSettings()) -> FlowTable:
     """All flows of one pcap with their packets (nfstream with the PacketTrace plugin)."""
     path = str(path)
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such capture file")
-    rows = []
-    try:
-        for flow in _streamer(path, settings, with_trace=True):
-            rows.append(
-                {
-                    "client_mac": flow.src_mac,
-                    "server_mac": flow.dst_mac,
-                    "client_ip": flow.src_ip,
-                    "server_ip": flow.dst_ip,
-                    "client_port": flow.src_port,
-                    "server_port": flow.dst_port,
-                    "ip_protocol": flow.protocol,
-                    "application_name": label_with_port_fallback(
-                        flow.application_name, flow.protocol, flow.src_port, flow.dst_port
-                    ),
-                    "first_seen_ms": flow.bidirectional_first_seen_ms,
-                    "times": flow.udps.trace_time,
-                    "directions": flow.udps.trace_direction,
-                    "sizes": flow.udps.trace_size,
-                }
-            )
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{path}: cannot read as a capture ({error})") from error
-    return FlowTable.from_rows(rows, source=path)
+    return FlowTable.from_rows(list(iter_flow_rows(path, settings)), source=path)
 
 
 def count_flows_only(path: str | os.PathLike, settings: FlowSettings = FlowSettings()) -> tuple[int, int]:

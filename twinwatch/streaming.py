@@ -23,43 +23,50 @@ from twinwatch.windows import WindowSpec, assign_windows
 logger = logging.getLogger(__name__)
 
 
-def flow_records(flows: FlowTable, gateways: set[str] | None = None) -> Iterator[dict]:
-    """One record per flow per local end (a unicast MAC with a private address), keyed by that MAC.
+def records_of_row(row: dict, source: str, gateways: set[str] | None = None) -> list[dict]:
+    """FlowRecords of one flow: one per local end (a unicast MAC with a private address).
 
-    A flow between two local devices yields two records; the gateway's end yields none when
-    ``gateways`` names it (otherwise consumers drop router MACs they learn from public traffic).
+    A flow between two local devices gives two records; an end in ``gateways`` gives none
+    (without the list, consumers drop router MACs they learn from public traffic).
     """
     gateways = gateways or set()
+    base = {
+        "schema_version": 1,
+        "source": source,
+        "client_mac": str(row["client_mac"]),
+        "server_mac": str(row["server_mac"]),
+        "client_ip": str(row["client_ip"]),
+        "server_ip": str(row["server_ip"]),
+        "client_port": int(row["client_port"]),
+        "server_port": int(row["server_port"]),
+        "ip_protocol": int(row["ip_protocol"]),
+        "application_name": str(row["application_name"]),
+        "first_seen_ms": int(row["first_seen_ms"]),
+        "times_ms": [int(t) for t in row["times"]],
+        "directions": [int(d) for d in row["directions"]],
+        "sizes": [int(v) for v in row["sizes"]],
+    }
+    out, seen = [], set()
+    for mac, ip in ((base["client_mac"], base["client_ip"]), (base["server_mac"], base["server_ip"])):
+        if mac in seen or mac in gateways or not _unicast_mac(mac) or _address_kind(ip) != "local":
+            continue
+        seen.add(mac)
+        out.append(base | {"device_mac": mac})
+    return out
+
+
+def flow_records(flows: FlowTable, gateways: set[str] | None = None) -> Iterator[dict]:
+    """FlowRecords of every flow of a table (see ``records_of_row``)."""
     starts = np.searchsorted(flows.packet_flow, np.arange(flows.n_flows), side="left")
     ends = np.searchsorted(flows.packet_flow, np.arange(flows.n_flows), side="right")
     for index in range(flows.n_flows):
-        ends_of_flow = ((flows.client_mac[index], flows.client_ip[index]),
-                        (flows.server_mac[index], flows.server_ip[index]))
         packets = slice(starts[index], ends[index])
-        base = None
-        for mac, ip in ends_of_flow:
-            if mac in gateways or not _unicast_mac(mac) or _address_kind(ip) != "local":
-                continue
-            if base is None:
-                base = {
-                    "schema_version": 1,
-                    "source": str(flows.source[index]),
-                    "client_mac": str(flows.client_mac[index]),
-                    "server_mac": str(flows.server_mac[index]),
-                    "client_ip": str(flows.client_ip[index]),
-                    "server_ip": str(flows.server_ip[index]),
-                    "client_port": int(flows.client_port[index]),
-                    "server_port": int(flows.server_port[index]),
-                    "ip_protocol": int(flows.ip_protocol[index]),
-                    "application_name": str(flows.application_name[index]),
-                    "first_seen_ms": int(flows.first_seen_ms[index]),
-                    "times_ms": flows.packet_time_ms[packets].tolist(),
-                    "directions": flows.packet_direction[packets].astype(int).tolist(),
-                    "sizes": flows.packet_size[packets].astype(int).tolist(),
-                }
-            if mac == base.get("device_mac"):
-                continue  # a host talking to itself
-            yield base | {"device_mac": str(mac)}
+        row = {name: getattr(flows, name)[index] for name in (
+            "client_mac", "server_mac", "client_ip", "server_ip", "client_port", "server_port", "ip_protocol",
+            "application_name", "first_seen_ms")}
+        row |= {"times": flows.packet_time_ms[packets], "directions": flows.packet_direction[packets],
+                "sizes": flows.packet_size[packets]}
+        yield from records_of_row(row, str(flows.source[index]), gateways)
 
 
 @dataclass
