@@ -107,6 +107,10 @@ class WindowBuilder:
         if _address_kind(ip) == "local":
             self.device_ips[mac] = ip
 
+    def advance_to(self, now_ms: int) -> None:
+        """Move the watermark on by the wall clock (live links that went quiet)."""
+        self.watermark_ms = max(self.watermark_ms, now_ms)
+
     def close_ready(self) -> list[ClosedWindow]:
         return self._close(self.watermark_ms - self.grace_ms)
 
