@@ -382,6 +382,49 @@ def demo(
     console.print(f"fingerprints and contact sheets under {lab / 'fingerprints'}; report {lab / 'report.html'}")
 
 
+stack_app = typer.Typer(no_args_is_help=True, help="The local streaming stack (Kafka + Triton) as processes.")
+app.add_typer(stack_app, name="stack")
+
+
+def _stack(run_dir: Path):
+    from twinwatch.stack import LocalStack, StackSettings
+
+    return LocalStack(StackSettings(run_dir=run_dir))
+
+
+def _print_stack(status) -> None:
+    import json as json_module
+
+    console.print_json(json_module.dumps(status.as_dict(), default=str))
+
+
+@stack_app.command("up")
+def stack_up(run_dir: Path = typer.Option(Path("runs/stack"), help="Logs, pids, data and the served models.")) -> None:
+    """Start Kafka and Triton (or find them running) and wait until both really answer."""
+    from twinwatch.stack import StackError
+
+    try:
+        with console.status("starting Kafka and Triton (first start fetches jars and the server)"):
+            status = _stack(run_dir).up()
+    except StackError as error:
+        console.print(f"[bold red]stack failed:[/bold red] {error}")
+        raise typer.Exit(code=1) from error
+    _print_stack(status)
+
+
+@stack_app.command("down")
+def stack_down(run_dir: Path = typer.Option(Path("runs/stack")),
+               purge: bool = typer.Option(False, help="Also delete the run folder.")) -> None:
+    """Stop every process of the stack."""
+    _print_stack(_stack(run_dir).down(purge=purge))
+
+
+@stack_app.command("status")
+def stack_status(run_dir: Path = typer.Option(Path("runs/stack"))) -> None:
+    """What runs, on which ports, with which logs."""
+    _print_stack(_stack(run_dir).status())
+
+
 def run() -> None:
     """Entry point: bad input ends in one clear line naming the file and the reason, not a traceback."""
     try:
