@@ -34,7 +34,7 @@ class KafkaSettings(BaseSettings):
 def reliable_producer(settings: KafkaSettings) -> Producer:
     """Idempotent, acks=all: a record the broker acknowledged is written once and survives a broker restart."""
     return Producer(settings.client_config() | {"enable.idempotence": True, "acks": "all", "linger.ms": 20,
-                                                "compression.type": "lz4"})
+                                                "compression.type": "gzip"})
 
 
 class DeliveryTracker:

@@ -36,16 +36,18 @@ class WindowerSettings(BaseSettings):
     grace_seconds: int | None = None  # default: the flow active timeout plus a minute
     idle_flush_seconds: float = 30.0  # after this long without a record, the wall clock drives the watermark
     app_id: str = "twinwatch-windower"
+    partitions: int = 1  # of the flows and images topics, when this worker creates them
 
 
 settings = WindowerSettings()
 kafka = KafkaSettings()
 spec = WindowSpec.from_strings(tz=settings.tz, quiet=settings.quiet)
 app = faust.App(settings.app_id, broker=f"kafka://{kafka.bootstrap_servers}", value_serializer="raw",
-                key_serializer="raw", store="memory://", topic_partitions=1)
-flows_topic = app.topic(FLOWS, key_type=bytes, value_type=bytes)
-images_topic = app.topic(IMAGES, key_type=bytes, value_type=bytes)
-dead_letters = app.topic(dead_letter(FLOWS), key_type=bytes, value_type=bytes)
+                key_serializer="raw", store="memory://", topic_partitions=settings.partitions, web_enabled=False)
+# internal=True: the worker declares the topics it reads and writes, so it can start before any producer.
+flows_topic = app.topic(FLOWS, key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True)
+images_topic = app.topic(IMAGES, key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True)
+dead_letters = app.topic(dead_letter(FLOWS), key_type=bytes, value_type=bytes, partitions=1, internal=True)
 state = app.Table("windower-devices", default=None)  # device MAC → builder state (plain JSON)
 
 builder: WindowBuilder | None = None
@@ -74,13 +76,17 @@ def window_image(closed: ClosedWindow) -> bytes:
     return image.model_dump_json().encode()
 
 
-async def publish(closed_windows: list[ClosedWindow]) -> None:
+async def publish(closed_windows: list[ClosedWindow], persist: bool = True) -> None:
+    """Send the closed windows' images; ``persist`` records the new state (only inside the stream:
+    Faust tables change there). Windows closed by the timer may be sent again after a restart;
+    consumers keep one image per (device, day, window)."""
     for closed in closed_windows:
         if closed.image is not None:  # blank windows carry nothing (paper 4.2)
             await images_topic.send(key=closed.device_mac.encode(), value=window_image(closed))
-    current = current_builder()
-    for mac in {c.device_mac for c in closed_windows}:
-        save(current, mac)
+    if persist:
+        current = current_builder()
+        for mac in {c.device_mac for c in closed_windows}:
+            save(current, mac)
 
 
 def save(current: WindowBuilder, mac: str) -> None:
@@ -114,7 +120,7 @@ async def close_quiet_links() -> None:
         closed = builder.close_ready()
         if closed:
             logger.info("idle for %.0f s: closed %d window(s)", settings.idle_flush_seconds, len(closed))
-            await publish(closed)
+            await publish(closed, persist=False)
 
 
 def describe() -> str:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 import tritonclient.grpc as grpcclient
-from confluent_kafka import Consumer, Producer
 
+from tests.integration.kafka_helpers import consume, produce
 from twinwatch.images import IMAGE_SHAPE
 from twinwatch.stack import LocalStack, StackError, StackSettings, StackStatus
 from twinwatch.twin import ARM_TORCHSCRIPT_FILE, TwinNetwork
@@ -20,38 +20,11 @@ from twinwatch.twin import ARM_TORCHSCRIPT_FILE, TwinNetwork
 pytestmark = pytest.mark.integration
 
 
-def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
-    errors = []
-    for key, value in messages:
-        producer.produce(topic, key=key, value=value, on_delivery=lambda err, _msg: err and errors.append(err))
-    assert producer.flush(30) == 0, "messages still queued after 30 s"
-    assert not errors, errors
-
-
-def _consume(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[tuple[bytes, bytes]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    received: list[tuple[bytes, bytes]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(received) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            assert message.error() is None, message.error()
-            received.append((message.key(), message.value()))
-    finally:
-        consumer.close()
-    return received
-
-
 def test_kafka_round_trip(stack_status: StackStatus) -> None:
     topic = f"twinwatch.test.{uuid.uuid4().hex[:8]}"  # auto-created by the broker
     sent = [(f"device-{i % 3}".encode(), f'{{"n": {i}}}'.encode()) for i in range(50)]
-    _produce(stack_status.bootstrap_servers, topic, sent)
-    assert _consume(stack_status.bootstrap_servers, topic, len(sent)) == sent
+    produce(stack_status.bootstrap_servers, topic, sent)
+    assert consume(stack_status.bootstrap_servers, topic, len(sent)) == sent
 
 
 def test_triton_serves_tnn_with_the_core_shapes(stack_status: StackStatus) -> None:

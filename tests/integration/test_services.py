@@ -1,0 +1,87 @@
+"""capture and windower against the real broker: every record delivered, the embedded images out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from schemas.flows import FlowRecord
+from schemas.images import WindowImage
+from schemas.topics import FLOWS, IMAGES, dead_letter
+from services.capture.main import CaptureSettings, run
+from services.common.kafka import KafkaSettings
+from tests.golden.make_golden import INPUT, SPEC
+from tests.integration.kafka_helpers import consume, produce
+from twinwatch.fingerprint import fingerprint_flows
+from twinwatch.flows import read_pcap_flows
+from twinwatch.streaming import flow_records
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_capture_publishes_every_flow_record_once(stack_status):
+    topic = f"twinwatch.test.flows.{uuid.uuid4().hex[:8]}"
+    expected = list(flow_records(read_pcap_flows(INPUT)))
+    stats = run(CaptureSettings(source=str(INPUT), topic=topic),
+                KafkaSettings(bootstrap_servers=stack_status.bootstrap_servers))
+    assert stats.records == len(expected) and stats.delivered == stats.records and stats.failed == 0
+    received = consume(stack_status.bootstrap_servers, topic, len(expected))
+    assert len(received) == len(expected)
+    for key, value in received:
+        record = FlowRecord.model_validate_json(value)
+        assert key.decode() == record.device_mac
+    assert sorted(json.loads(v)["first_seen_ms"] for _, v in received) == sorted(r["first_seen_ms"] for r in expected)
+
+
+@pytest.fixture
+def windower(stack_status, tmp_path):
+    env = os.environ | {
+        "TWINWATCH_KAFKA_BOOTSTRAP_SERVERS": stack_status.bootstrap_servers,
+        "TWINWATCH_WINDOWER_TZ": SPEC.tz,
+        "TWINWATCH_WINDOWER_IDLE_FLUSH_SECONDS": "3",
+        "TWINWATCH_WINDOWER_APP_ID": f"windower-test-{uuid.uuid4().hex[:8]}",
+    }
+    log = open(tmp_path / "windower.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "faust", "--datadir", str(tmp_path / "faust"),
+                                "-A", "services.windower.app", "worker", "-l", "info"],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    yield process, tmp_path / "windower.log"
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def test_windower_emits_the_embedded_fingerprints(stack_status, windower):
+    process, log = windower
+    deadline = time.monotonic() + 90
+    while "Worker]: Ready" not in log.read_text() and time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.5)
+    embedded = fingerprint_flows(read_pcap_flows(INPUT), SPEC)
+    expected = {(d.device.mac, d.day.isoformat(), int(w)): image for d in embedded.device_days
+                for w, image in zip(d.window_index, d.images, strict=True)}
+    stats = run(CaptureSettings(source=str(INPUT), gateways=["f4:f2:6d:00:00:01"]),
+                KafkaSettings(bootstrap_servers=stack_status.bootstrap_servers))
+    assert stats.failed == 0
+    produce(stack_status.bootstrap_servers, FLOWS, [(b"aa:bb:cc:dd:ee:ff", b"{not json")])  # one bad record
+    received = consume(stack_status.bootstrap_servers, IMAGES, len(expected), timeout=120)
+    assert process.poll() is None, log.read_text()[-3000:]
+    images = [WindowImage.model_validate_json(value) for _, value in received]
+    got = {(i.device_mac, i.day.isoformat(), i.window_index): np.array(i.pixels, dtype=np.uint8) for i in images}
+    assert set(got) == set(expected), log.read_text()[-3000:]
+    for key, image in expected.items():
+        np.testing.assert_array_equal(got[key], image, err_msg=str(key))
+    dead = consume(stack_status.bootstrap_servers, dead_letter(FLOWS), 1, timeout=30)
+    assert dead and dead[0][1] == b"{not json"
