@@ -193,6 +193,17 @@ def analyse(
     return result
 
 
+def untrainable(fingerprints: FingerprintSet, skipped: dict[str, str], reason: str) -> Analysis:
+    """When no twin can be trained (fewer than two devices with three usable days): every device-day
+    is insufficient-data, with the device's own reason and why training was impossible."""
+    result = Analysis(plans={}, model_version="none", devices=list(fingerprints.devices))
+    for device in fingerprints.devices:
+        why = "; ".join(filter(None, (skipped.get(device.mac), reason)))
+        for device_day in fingerprints.for_device(device.mac):
+            result.decisions.append(DayDecision(device.mac, device_day.day, INSUFFICIENT, why, device_day.n_images, 0))
+    return result
+
+
 def change_events(analysis: Analysis) -> list:
     """The analysis as ChangeEvents (the SIEM contract in ``schemas``), one per judged device-day."""
     from schemas.events import ChangeEvent, ChangeMetrics, DeviceRef, Driver

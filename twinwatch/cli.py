@@ -110,13 +110,7 @@ def fingerprint(
     sheets: bool = typer.Option(True, help="Draw a contact-sheet PNG per device-day."),
 ) -> None:
     """Build the 13 × 53 greyscale fingerprints of every device window in the captures."""
-    spec = _window_spec(tz, quiet)
-    known = read_devices_file(devices_file) if devices_file else None
-    files = expand_captures(pcaps)
-    if not files:
-        raise typer.BadParameter(f"no .pcap/.pcapng/.cap files under {[str(p) for p in pcaps]}")
-    flows, failures = _read_with_progress(files, FlowSettings())
-    fingerprints = _fingerprint(flows, spec, known, set(g.lower() for g in gateway) or None)
+    fingerprints, files, flows, failures = _captures_to_fingerprints(pcaps, devices_file, tz, quiet, gateway)
     _save(fingerprints, out, sheets)
     _print_coverage(fingerprints, f"{len(files) - len(failures)} captures, {flows.n_packets:,} packets")
     if failures:
@@ -127,6 +121,19 @@ def fingerprint(
             table.add_row(str(path), reason)
         console.print(table)
         raise typer.Exit(code=1)
+
+
+def _captures_to_fingerprints(pcaps: list[Path], devices_file: Path | None, tz: str, quiet: str,
+                              gateway: list[str]):
+    """Captures → flows (bad files reported, not fatal) → fingerprints, with progress bars."""
+    spec = _window_spec(tz, quiet)
+    known = read_devices_file(devices_file) if devices_file else None
+    files = expand_captures(pcaps)
+    if not files:
+        raise typer.BadParameter(f"no .pcap/.pcapng/.cap files under {[str(p) for p in pcaps]}")
+    flows, failures = _read_with_progress(files, FlowSettings())
+    fingerprints = _fingerprint(flows, spec, known, {g.lower() for g in gateway} or None)
+    return fingerprints, files, flows, failures
 
 
 def _window_spec(tz: str, quiet: str) -> WindowSpec:
@@ -187,7 +194,7 @@ def _train(fingerprints: FingerprintSet, plans, config):
 def _analyse_and_report(fingerprints: FingerprintSet, model_dir: Path | None, save_model: Path | None,
                         baseline_day: str | None, rules, seed: int, events_path: Path | None,
                         report_path: Path | None, title: str):
-    from twinwatch.analysis import analyse, change_events, plan_devices
+    from twinwatch.analysis import analyse, plan_devices, untrainable
     from twinwatch.report import write_report
     from twinwatch.twin import TrainConfig, TrainedTwin
 
@@ -197,10 +204,15 @@ def _analyse_and_report(fingerprints: FingerprintSet, model_dir: Path | None, sa
         console.print(f"[yellow]{mac}[/yellow]: insufficient data — {reason}")
     if model_dir:
         model = TrainedTwin.load(model_dir)
+    elif len(plans) < 2:
+        reason = (f"no twin trained: {len(plans)} device(s) have a baseline, training and validation day "
+                  f"(at least 2 are needed)")
+        console.print(f"[yellow]{reason}[/yellow]")
+        analysis = untrainable(fingerprints, skipped, reason)
+        _print_verdicts(analysis)
+        _write_events(analysis, events_path)
+        return analysis
     else:
-        if len(plans) < 2:
-            raise ValueError(f"training needs at least 2 devices with a baseline, training and validation day; "
-                             f"{len(plans)} have them")
         model = _train(fingerprints, plans, TrainConfig(init_seed=seed, pair_seed=seed))
     if save_model:
         model.save(save_model)
@@ -210,17 +222,23 @@ def _analyse_and_report(fingerprints: FingerprintSet, model_dir: Path | None, sa
         analysis = analyse(fingerprints, model, plans, rules, on_device_done=lambda d: progress.advance(task),
                            skipped=skipped)
     _print_verdicts(analysis)
+    _write_events(analysis, events_path)
+    if report_path:
+        with console.status("writing the HTML report"):
+            write_report(analysis, model, rules, report_path, title)
+        console.print(f"HTML report written to {report_path}")
+    return analysis
+
+
+def _write_events(analysis, events_path: Path | None) -> None:
+    from twinwatch.analysis import change_events
+
     if events_path:
         events_path.parent.mkdir(parents=True, exist_ok=True)
         with open(events_path, "w") as handle:
             for event in change_events(analysis):
                 handle.write(event.model_dump_json() + "\n")
         console.print(f"ChangeEvents (JSON lines) written to {events_path}")
-    if report_path:
-        with console.status("writing the HTML report"):
-            write_report(analysis, model, rules, report_path, title)
-        console.print(f"HTML report written to {report_path}")
-    return analysis
 
 
 def _print_verdicts(analysis) -> None:
@@ -270,17 +288,12 @@ def analyze(
     reference: str = typer.Option("validation", help="Reference scores: validation (twinwatch) or training (paper)."),
     min_windows: int = typer.Option(4, help="Fewer fingerprints on a day ⇒ insufficient-data."),
     seed: int = typer.Option(0, help="Seed of the twin's weights and pairs."),
+    gateway: list[str] = typer.Option([], help="Gateway MAC(s); found from public-IP traffic when not given."),
 ) -> None:
     """The main job: captures → fingerprints → twin → a verdict per device and day, events and a report."""
-    spec = _window_spec(tz, quiet)
-    known = read_devices_file(devices_file) if devices_file else None
-    files = expand_captures(pcaps)
-    if not files:
-        raise typer.BadParameter(f"no .pcap/.pcapng/.cap files under {[str(p) for p in pcaps]}")
-    flows, failures = _read_with_progress(files, FlowSettings())
+    fingerprints, files, _, failures = _captures_to_fingerprints(pcaps, devices_file, tz, quiet, gateway)
     for path, reason in failures:
         console.print(f"[red]skipped[/red] {path}: {reason}")
-    fingerprints = _fingerprint(flows, spec, known, None)
     _analyse_and_report(fingerprints, model, save_model, baseline_day, _rules(reference, min_windows), seed,
                         json_path, report, f"twinwatch — {len(files)} captures")
 

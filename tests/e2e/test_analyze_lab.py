@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from twinwatch.cli import app
 from twinwatch.simulator.lab import LabConfig, build_lab
 
-pytestmark = pytest.mark.slow
+
 
 # baseline day 1, training day 2, validation day 3; day 4 on the old firmware, days 5–6 on the new.
 CONFIG = LabConfig(days=6, change_day=5, devices=("plug", "bulb", "speaker", "camera"), seed=21)
@@ -29,6 +29,7 @@ def analysed(tmp_path_factory):
     return out, manifest, events, result.output
 
 
+@pytest.mark.slow
 def test_training_on_four_devices_learns(analysed):
     out, *_ = analysed
     metadata = json.loads((out / "model" / "metadata.json").read_text())
@@ -37,6 +38,7 @@ def test_training_on_four_devices_learns(analysed):
     assert sorted(metadata["devices"]) == sorted(d.mac for d in build_lab.__globals__["lab_devices"](CONFIG))
 
 
+@pytest.mark.slow
 def test_every_device_day_has_the_expected_verdict(analysed):
     _, manifest, events, _ = analysed
     key_of = {d.mac: d.key for d in manifest.devices}
@@ -49,6 +51,7 @@ def test_every_device_day_has_the_expected_verdict(analysed):
     assert got == expected
 
 
+@pytest.mark.slow
 def test_events_explain_themselves(analysed):
     _, manifest, events, output = analysed
     camera = next(d.mac for d in manifest.devices if d.key == "camera")
@@ -59,8 +62,20 @@ def test_events_explain_themselves(analysed):
     assert "CHANGED" in output and "Verdicts per device and day" in output
 
 
+@pytest.mark.slow
 def test_report_is_one_forwardable_file(analysed):
     out, *_ = analysed
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 3 * 4  # g plot, histogram, fingerprints per device
     assert "Hedges" in page and "<script" not in page
+
+
+def test_too_little_data_gives_insufficient_data_not_a_crash(tmp_path):
+    from tests.golden.make_golden import INPUT
+
+    result = CliRunner().invoke(app, ["analyze", str(INPUT), "--tz", "Europe/Berlin",
+                                      "--json", str(tmp_path / "e.jsonl"), "--report", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert len(events) == 3 and {e["verdict"] for e in events} == {"insufficient-data"}
+    assert all("validation day" in e["reason"] and "no twin trained" in e["reason"] for e in events)
