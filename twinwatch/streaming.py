@@ -169,3 +169,48 @@ def _device_packets(records: list[dict]) -> DevicePackets:
         flow_client_port=np.array([r["client_port"] for r in records], dtype=np.int64),
         flow_server_port=np.array([r["server_port"] for r in records], dtype=np.int64),
     )
+
+
+@dataclass
+class DayCollector:
+    """Each device's fingerprints gathered by day, until the day's quiet period is over.
+
+    A device-day is complete once the watermark passes the end of the period's last window plus
+    ``grace_ms``; an image seen twice (a window re-sent after a restart) counts once.
+    """
+
+    spec: WindowSpec
+    grace_ms: int = 0
+    images: dict[tuple[str, dt.date], dict[int, np.ndarray]] = field(default_factory=dict)
+    done: set[tuple[str, dt.date]] = field(default_factory=set)
+    watermark_ms: int = 0
+
+    def add(self, mac: str, day: dt.date, window_index: int, image: np.ndarray, window_end_ms: int) -> bool:
+        """Keep one image; False when its day was already handed out (a late image: logged, not lost)."""
+        self.watermark_ms = max(self.watermark_ms, window_end_ms)
+        if (mac, day) in self.done:
+            logger.warning("late fingerprint for %s %s window %d: its day was already judged", mac, day, window_index)
+            return False
+        self.images.setdefault((mac, day), {})[window_index] = np.asarray(image, dtype=np.uint8)
+        return True
+
+    def day_end_ms(self, day: dt.date) -> int:
+        last = self.spec.windows_per_day - 1
+        return self.spec.window_start_ms(day, last) + self.spec.window_ms
+
+    def complete(self, until_ms: int | None = None) -> list[tuple[str, dt.date, np.ndarray]]:
+        """Device-days whose period is over by ``until_ms`` (default: the watermark), images in window order."""
+        limit = self.watermark_ms if until_ms is None else until_ms
+        return self._hand_out(sorted(k for k in self.images if self.day_end_ms(k[1]) + self.grace_ms <= limit))
+
+    def flush(self) -> list[tuple[str, dt.date, np.ndarray]]:
+        """Every device-day still held (end of a replay)."""
+        return self._hand_out(sorted(self.images))
+
+    def _hand_out(self, keys: list[tuple[str, dt.date]]) -> list[tuple[str, dt.date, np.ndarray]]:
+        out = []
+        for mac, day in keys:
+            windows = self.images.pop((mac, day))
+            self.done.add((mac, day))
+            out.append((mac, day, np.stack([windows[w] for w in sorted(windows)])))
+        return out

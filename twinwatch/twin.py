@@ -312,6 +312,11 @@ def score_matrix(model: TwinNetwork, first: np.ndarray, second: np.ndarray) -> n
     Equal to scoring each pair through the twin (both arms share their weights), at n + m arm
     passes instead of 2 · n · m.
     """
-    a, b = embed(model, first), embed(model, second)
+    return distance_matrix(embed(model, first), embed(model, second))
+
+
+def distance_matrix(first: torch.Tensor | np.ndarray, second: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Pair scores from embeddings (in-process or served by Triton): the twin's distance, all pairs."""
+    a, b = torch.as_tensor(first, dtype=torch.float32), torch.as_tensor(second, dtype=torch.float32)
     differences = a[:, None, :] - b[None, :, :]
     return torch.sqrt((differences ** 2).sum(dim=2) + 1e-12).numpy()

@@ -8,8 +8,6 @@ from typer.testing import CliRunner
 from twinwatch.cli import app
 from twinwatch.simulator.lab import LabConfig, build_lab
 
-
-
 # baseline day 1, training day 2, validation day 3; day 4 on the old firmware, days 5–6 on the new.
 CONFIG = LabConfig(days=6, change_day=5, devices=("plug", "bulb", "speaker", "camera"), seed=21)
 EXPECTED_CHANGE = {"plug": True, "bulb": True, "speaker": False, "camera": True}

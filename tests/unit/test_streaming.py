@@ -40,3 +40,25 @@ def test_streamed_windows_equal_embedded_fingerprints(flows):
     for key, image in expected.items():
         np.testing.assert_array_equal(streamed[key], image, err_msg=str(key))
     assert len({(c.device_mac, c.day, c.window_index) for c in closed}) == len(closed)  # each window once
+
+
+def test_day_collector_hands_out_complete_days_once():
+    import datetime as dt
+
+    from twinwatch.streaming import DayCollector
+    from twinwatch.windows import WindowSpec
+
+    spec = WindowSpec()
+    collector = DayCollector(spec)
+    day = dt.date(2026, 1, 12)
+    image = np.zeros((13, 53), np.uint8)
+    for window in (3, 1, 2, 1):  # out of order, one re-sent
+        end_of_window = spec.window_start_ms(day, window) + spec.window_ms
+        collector.add("aa:bb:cc:dd:ee:ff", day, window, image + window, end_of_window)
+    assert collector.complete() == []  # the period is not over yet
+    end = collector.day_end_ms(day)
+    assert end == spec.window_start_ms(day, 29) + spec.window_ms
+    ((mac, got_day, images),) = collector.complete(until_ms=end)
+    assert (mac, got_day) == ("aa:bb:cc:dd:ee:ff", day) and [int(i[0, 0]) for i in images] == [1, 2, 3]
+    assert collector.add(mac, day, 5, image, end) is False  # late: its day was judged
+    assert collector.flush() == []

@@ -7,6 +7,8 @@ from twinwatch.twin import (
     TrainedTwin,
     TwinNetwork,
     contrastive_loss,
+    distance_matrix,
+    embed,
     make_pairs,
     score_matrix,
     train_twin,
@@ -88,3 +90,13 @@ def test_training_learns_and_round_trips(days, tmp_path):
 def test_loading_a_folder_without_weights_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="twin_weights.pth"):
         TrainedTwin.load(tmp_path)
+
+
+def test_distances_from_served_embeddings_equal_in_process_scores(days):
+    """The evaluator takes distances of Triton's embeddings with the same function as score_matrix."""
+    baseline, other = days
+    torch.manual_seed(1)
+    model = TwinNetwork().eval()
+    served_a = embed(model, baseline["a"]).numpy()  # what Triton returns: float32 arrays
+    served_b = embed(model, other["b"]).numpy()
+    np.testing.assert_array_equal(distance_matrix(served_a, served_b), score_matrix(model, baseline["a"], other["b"]))
