@@ -14,7 +14,7 @@ from rich.table import Table
 
 from twinwatch.devices import read_devices_file
 from twinwatch.fingerprint import FingerprintSet, coverage, expand_captures, fingerprint_flows
-from twinwatch.flows import FlowSettings, FlowTable, read_pcap_flows
+from twinwatch.flows import FlowSettings, FlowTable, read_flows
 from twinwatch.protocols import PROTOCOL_ROWS
 from twinwatch.simulator.lab import LabConfig, build_lab
 from twinwatch.simulator.profiles import CHANGE_KINDS, HOUSEHOLD
@@ -81,20 +81,12 @@ def _simulate(config: LabConfig, out: Path):
 
 def _read_with_progress(files: list[Path], settings: FlowSettings) -> tuple[FlowTable, list[tuple[Path, str]]]:
     """Flows of every file; a file that cannot be read is reported and skipped, never fatal."""
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    tables, failures = [], []
-    with _progress() as progress, ProcessPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1)) as pool:
+    failures: list[tuple[Path, str]] = []
+    with _progress() as progress:
         task = progress.add_task("reading captures (nfstream)", total=len(files))
-        futures = [(path, pool.submit(read_pcap_flows, path, settings)) for path in files]
-        for path, future in futures:
-            try:
-                tables.append(future.result())
-            except (ValueError, OSError) as error:
-                failures.append((path, str(error)))
-            progress.advance(task)
-    return FlowTable.concat(tables), failures
+        flows = read_flows(files, settings, on_file_done=lambda _: progress.advance(task),
+                           on_file_error=lambda path, reason: failures.append((Path(path), reason)))
+    return flows, failures
 
 
 @app.command()

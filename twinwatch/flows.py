@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -190,22 +191,34 @@ def read_flows(
     settings: FlowSettings = FlowSettings(),
     workers: int | None = None,
     on_file_done: Callable[[str], None] | None = None,
+    on_file_error: Callable[[str, str], None] | None = None,
 ) -> FlowTable:
-    """Flows of many pcaps, one file per worker process (each file is its own flow space)."""
+    """Flows of many pcaps, one file per worker process (each file is its own flow space).
+
+    With ``on_file_error`` a file that cannot be read is reported (path, reason) and skipped;
+    without it the error is raised.
+    """
     paths = [str(p) for p in paths]
-    workers = workers or min(len(paths), os.cpu_count() or 1)
+    tables = []
+    for path, result in _read_each(paths, settings, workers or min(len(paths), os.cpu_count() or 1)):
+        try:
+            tables.append(result())
+        except (ValueError, OSError) as error:
+            if on_file_error is None:
+                raise
+            on_file_error(path, str(error))
+        if on_file_done:
+            on_file_done(path)
+    return FlowTable.concat(tables)
+
+
+def _read_each(paths: list[str], settings: FlowSettings, workers: int) -> Iterator[tuple[str, Callable[[], FlowTable]]]:
+    """(path, call giving its flows), in path order: in this process, or from a pool of ``workers``."""
     if workers <= 1 or len(paths) <= 1:
-        tables = []
         for path in paths:
-            tables.append(read_pcap_flows(path, settings))
-            if on_file_done:
-                on_file_done(path)
-        return FlowTable.concat(tables)
+            yield path, partial(read_pcap_flows, path, settings)
+        return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(read_pcap_flows, path, settings) for path in paths]
-        tables = []
         for path, future in zip(paths, futures, strict=True):
-            tables.append(future.result())
-            if on_file_done:
-                on_file_done(path)
-    return FlowTable.concat(tables)
+            yield path, future.result
