@@ -30,11 +30,8 @@ class DayPlan:
     evaluated: tuple[dt.date, ...]
 
 
-def images_by_day(fingerprints: FingerprintSet) -> dict[dt.date, dict[str, np.ndarray]]:
-    by_day: dict[dt.date, dict[str, np.ndarray]] = {}
-    for device_day in fingerprints.device_days:
-        by_day.setdefault(device_day.day, {})[device_day.device.mac] = device_day.images
-    return by_day
+def images_by_device_day(fingerprints: FingerprintSet) -> dict[tuple[str, dt.date], np.ndarray]:
+    return {(d.device.mac, d.day): d.images for d in fingerprints.device_days}
 
 
 def plan_devices(
@@ -91,7 +88,7 @@ def train_from_fingerprints(
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> TrainedTwin:
     """Train on baseline × training-day pairs, validate on baseline × validation-day pairs (per device)."""
-    images = {(d.device.mac, d.day): d.images for d in fingerprints.device_days}
+    images = images_by_device_day(fingerprints)
     baseline = {mac: images[(mac, plan.baseline)] for mac, plan in plans.items()}
     training = {mac: images[(mac, plan.training)] for mac, plan in plans.items()}
     validation = {mac: images[(mac, plan.validation)] for mac, plan in plans.items()}
@@ -169,7 +166,7 @@ def analyse(
 ) -> Analysis:
     """Decide every device on every day after its reference day; devices without a plan get
     insufficient-data on each of their days, with the reason."""
-    images = {(d.device.mac, d.day): d.images for d in fingerprints.device_days}
+    images = images_by_device_day(fingerprints)
     result = Analysis(plans=plans, model_version=model_version(model), devices=list(fingerprints.devices))
     for device in fingerprints.devices:
         mac = device.mac

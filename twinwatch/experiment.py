@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -204,7 +204,7 @@ def run_experiment(
     result = ExperimentResult(truth, plan, dict(RULE_SETS), {name: [] for name in RULE_SETS})
     for run in range(runs):
         started = time.perf_counter()
-        model = train_from_fingerprints(fingerprints, plans, _replace(config, pair_seed=run), on_epoch=on_epoch)
+        model = train_from_fingerprints(fingerprints, plans, replace(config, pair_seed=run), on_epoch=on_epoch)
         seconds = time.perf_counter() - started
         for name, rules in RULE_SETS.items():
             analysis = analyse(fingerprints, model, plans, rules)
@@ -216,8 +216,3 @@ def run_experiment(
             on_run_done(result.runs["twinwatch"][-1])
     return result
 
-
-def _replace(config: TrainConfig, **changes: object) -> TrainConfig:
-    from dataclasses import replace
-
-    return replace(config, **changes)

@@ -15,9 +15,9 @@ import numpy as np
 
 from twinwatch.devices import _address_kind, _unicast_mac
 from twinwatch.features import DevicePackets, window_features
+from twinwatch.fingerprint import device_packets
 from twinwatch.flows import FlowSettings, FlowTable
 from twinwatch.images import blank_images, to_images
-from twinwatch.protocols import row_mask
 from twinwatch.windows import WindowSpec, assign_windows
 
 logger = logging.getLogger(__name__)
@@ -159,16 +159,9 @@ class WindowBuilder:
 
 
 def _device_packets(records: list[dict]) -> DevicePackets:
-    lengths = [len(r["times_ms"]) for r in records]
-    return DevicePackets(
-        time_ms=np.fromiter((t for r in records for t in r["times_ms"]), dtype=np.int64),
-        direction=np.fromiter((d for r in records for d in r["directions"]), dtype=np.int8),
-        size=np.fromiter((s for r in records for s in r["sizes"]), dtype=np.int32),
-        flow=np.repeat(np.arange(len(records), dtype=np.int64), lengths),
-        flow_row_mask=np.array([row_mask(r["ip_protocol"], r["application_name"]) for r in records], dtype=np.int64),
-        flow_client_port=np.array([r["client_port"] for r in records], dtype=np.int64),
-        flow_server_port=np.array([r["server_port"] for r in records], dtype=np.int64),
-    )
+    """The same columnar packets the embedded run builds, from FlowRecords instead of nfstream rows."""
+    rows = [record | {"times": record["times_ms"]} for record in records]
+    return device_packets(FlowTable.from_rows(rows, source="stream"))
 
 
 @dataclass
