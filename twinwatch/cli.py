@@ -139,8 +139,9 @@ def _fingerprint(flows: FlowTable, spec: WindowSpec, known, gateways) -> Fingerp
     with _progress() as progress:
         from twinwatch.devices import find_devices
 
-        task = progress.add_task("fingerprinting devices", total=len(find_devices(flows, known, gateways)))
-        return fingerprint_flows(flows, spec, known, gateways, on_device_done=lambda d: progress.advance(task))
+        devices = find_devices(flows, known, gateways)
+        task = progress.add_task("fingerprinting devices", total=len(devices))
+        return fingerprint_flows(flows, spec, on_device_done=lambda d: progress.advance(task), devices=devices)
 
 
 def _save(fingerprints: FingerprintSet, out: Path, sheets: bool) -> None:

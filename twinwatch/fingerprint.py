@@ -202,8 +202,10 @@ def fingerprint_flows(
     known_devices: list[Device] | None = None,
     gateways: set[str] | None = None,
     on_device_done: Callable[[Device], None] | None = None,
+    devices: list[Device] | None = None,
 ) -> FingerprintSet:
-    devices = find_devices(flows, known=known_devices, gateways=gateways)
+    """Fingerprints of every device of the flows (``devices``: already found, not searched again)."""
+    devices = devices if devices is not None else find_devices(flows, known=known_devices, gateways=gateways)
     result = FingerprintSet(spec=spec, devices=devices)
     for device in devices:
         result.device_days.extend(fingerprint_device(flows, device, spec))
