@@ -3,7 +3,8 @@
 from schemas.events import ChangeEvent, ChangeMetrics, DeviceRef, Driver
 from schemas.flows import FlowRecord
 from schemas.images import WindowImage
-from schemas.topics import EVENTS, FLOWS, IMAGES, dead_letter
+from schemas.models import DevicePlanRef, ModelRecord
+from schemas.topics import EVENTS, FLOWS, IMAGES, MODELS, dead_letter
 
-__all__ = ["ChangeEvent", "ChangeMetrics", "DeviceRef", "Driver", "FlowRecord", "WindowImage", "EVENTS", "FLOWS",
-           "IMAGES", "dead_letter"]
+__all__ = ["ChangeEvent", "ChangeMetrics", "DevicePlanRef", "DeviceRef", "Driver", "FlowRecord", "ModelRecord",
+           "WindowImage", "EVENTS", "FLOWS", "IMAGES", "MODELS", "dead_letter"]

@@ -52,4 +52,5 @@ class ChangeEvent(BaseModel):
     day_windows: int
     baseline_windows: int
     baseline_day: dt.date
-    model_version: str
+    model_version: str = Field(description="the twin that scored the day: tnn-<hash of its weights>")
+    served_version: int | None = Field(None, description="Triton version of model tnn that scored it (streaming)")

@@ -8,8 +8,10 @@ from pathlib import Path
 from schemas.events import ChangeEvent
 from schemas.flows import FlowRecord
 from schemas.images import WindowImage
+from schemas.models import ModelRecord
 
-MODELS = {"flow_record": FlowRecord, "window_image": WindowImage, "change_event": ChangeEvent}
+MODELS = {"flow_record": FlowRecord, "window_image": WindowImage, "change_event": ChangeEvent,
+          "model_record": ModelRecord}
 FOLDER = Path(__file__).resolve().parent / "json"
 
 

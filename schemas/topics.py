@@ -3,6 +3,7 @@
 FLOWS = "twinwatch.flows.v1"
 IMAGES = "twinwatch.images.v1"
 EVENTS = "twinwatch.events.v1"
+MODELS = "twinwatch.models.v1"
 DEAD_LETTER_SUFFIX = ".dlq"
 
 

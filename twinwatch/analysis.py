@@ -7,13 +7,14 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from twinwatch.decisions import INSUFFICIENT, DayDecision, DecisionRules, decide_day
 from twinwatch.devices import Device
 from twinwatch.fingerprint import FingerprintSet
-from twinwatch.twin import EpochRecord, TrainConfig, TrainedTwin, make_pairs, score_matrix, train_twin
+from twinwatch.twin import EpochRecord, TrainConfig, TrainedTwin, distance_matrix, embed, make_pairs, train_twin
 
 logger = logging.getLogger(__name__)
 
@@ -34,29 +35,35 @@ def images_by_device_day(fingerprints: FingerprintSet) -> dict[tuple[str, dt.dat
     return {(d.device.mac, d.day): d.images for d in fingerprints.device_days}
 
 
+def plan_device(days: dict[dt.date, int], rules: DecisionRules = DecisionRules(),
+                baseline: dt.date | None = None) -> DayPlan | str:
+    """One device's plan from its fingerprint count per day: its first three days with at least
+    ``rules.min_windows`` fingerprints (from ``baseline`` on, when given), then every later day; or,
+    when it has no such three days yet, why. The embedded run and the streaming evaluator both plan
+    with this, so both judge the same days."""
+    usable = sorted(d for d, n in days.items() if n >= rules.min_windows and (baseline is None or d >= baseline))
+    if baseline is not None and baseline not in usable:
+        return f"fewer than {rules.min_windows} fingerprints on the baseline day {baseline}"
+    if len(usable) < 3:
+        return (f"needs a baseline, a training and a validation day with ≥ {rules.min_windows} "
+                f"fingerprints each; has {len(usable)} such day(s) of {len(days)}")
+    return DayPlan(usable[0], usable[1], usable[2], tuple(d for d in sorted(days) if d > usable[2]))
+
+
 def plan_devices(
     fingerprints: FingerprintSet, rules: DecisionRules = DecisionRules(), baseline: dt.date | None = None
 ) -> tuple[dict[str, DayPlan], dict[str, str]]:
-    """Each device's baseline, training and validation day: its first three days with at least
-    ``rules.min_windows`` fingerprints (from ``baseline`` on, when given). In a lab every device shares
-    days 1, 2 and 3 as in the paper; on real captures devices join on different days. Returns the
+    """Each device's baseline, training and validation day (see ``plan_device``). In a lab every device
+    shares days 1, 2 and 3 as in the paper; on real captures devices join on different days. Returns the
     plans and, for devices without one, why."""
     plans: dict[str, DayPlan] = {}
     skipped: dict[str, str] = {}
     for device in fingerprints.devices:
-        days = fingerprints.for_device(device.mac)
-        all_days = sorted(d.day for d in days)
-        usable = sorted(d.day for d in days
-                        if d.n_images >= rules.min_windows and (baseline is None or d.day >= baseline))
-        if baseline is not None and baseline not in usable:
-            skipped[device.mac] = f"fewer than {rules.min_windows} fingerprints on the baseline day {baseline}"
-            continue
-        if len(usable) < 3:
-            skipped[device.mac] = (f"needs a baseline, a training and a validation day with ≥ {rules.min_windows} "
-                                   f"fingerprints each; has {len(usable)} such day(s) of {len(all_days)}")
-            continue
-        later = tuple(d for d in all_days if d > usable[2])
-        plans[device.mac] = DayPlan(usable[0], usable[1], usable[2], later)
+        plan = plan_device({d.day: d.n_images for d in fingerprints.for_device(device.mac)}, rules, baseline)
+        if isinstance(plan, DayPlan):
+            plans[device.mac] = plan
+        else:
+            skipped[device.mac] = plan
     return plans, skipped
 
 
@@ -137,21 +144,36 @@ def reference_day(plan: DayPlan, rules: DecisionRules) -> dt.date:
     return plan.training if rules.reference == "training" else plan.validation
 
 
-def device_baseline(model: TrainedTwin, device: Device, baseline_images: np.ndarray,
+def judged_days(plan: DayPlan, rules: DecisionRules) -> tuple[dt.date, ...]:
+    """The days that get a verdict: after the reference day (with the paper's training-day reference,
+    the validation day is judged too)."""
+    return (plan.validation, *plan.evaluated) if rules.reference == "training" else plan.evaluated
+
+
+Embedder = Callable[[np.ndarray], Any]
+"""Images (n, 13, 53) uint8 → the twin arm's embeddings (n, 32) as a tensor or array: in-process or from Triton."""
+
+
+def in_process(model: TrainedTwin) -> Embedder:
+    return lambda images: embed(model.model, images)
+
+
+def device_baseline(embedder: Embedder, device: Device, baseline_images: np.ndarray,
                     reference_images: np.ndarray, rules: DecisionRules) -> DeviceBaseline:
     """Reference scores: every baseline × reference-day pair of the device (section 4.4)."""
     scores = None
     if len(baseline_images) >= rules.min_windows and len(reference_images) >= rules.min_windows:
-        scores = score_matrix(model.model, baseline_images, reference_images).ravel()
+        scores = distance_matrix(embedder(baseline_images), embedder(reference_images)).ravel()
     return DeviceBaseline(device, baseline_images, reference_images, scores)
 
 
-def judge_day(model: TrainedTwin, reference: DeviceBaseline, day: dt.date, images: np.ndarray,
+def judge_day(embedder: Embedder, reference: DeviceBaseline, day: dt.date, images: np.ndarray,
               rules: DecisionRules) -> DayDecision:
-    """One device-day: score every baseline × day pair and decide (the evaluator service does the same)."""
+    """One device-day: score every baseline × day pair (one embedding per image, then all distances)
+    and decide. The embedded run and the streaming evaluator both judge with this."""
     scores = None
     if reference.baseline_scores is not None and len(images) >= rules.min_windows:
-        scores = score_matrix(model.model, reference.baseline_images, images)
+        scores = distance_matrix(embedder(reference.baseline_images), embedder(images))
     return decide_day(reference.device.mac, day, reference.baseline_images, images, scores,
                       reference.baseline_scores, rules, reference_windows=len(reference.reference_images))
 
@@ -168,6 +190,7 @@ def analyse(
     insufficient-data on each of their days, with the reason."""
     images = images_by_device_day(fingerprints)
     result = Analysis(plans=plans, model_version=model_version(model), devices=list(fingerprints.devices))
+    embedder = in_process(model)
     for device in fingerprints.devices:
         mac = device.mac
         plan = plans.get(mac)
@@ -177,14 +200,13 @@ def analyse(
                 result.decisions.append(DayDecision(mac, device_day.day, INSUFFICIENT, reason,
                                                     device_day.n_images, 0))
             continue
-        reference = device_baseline(model, device, images[(mac, plan.baseline)],
+        reference = device_baseline(embedder, device, images[(mac, plan.baseline)],
                                     images[(mac, reference_day(plan, rules))], rules)
         result.baselines[mac] = reference
-        judged = (plan.validation, *plan.evaluated) if rules.reference == "training" else plan.evaluated
-        for day in judged:
+        for day in judged_days(plan, rules):
             day_images = images.get((mac, day), EMPTY)
             result.day_images[(mac, day)] = day_images
-            result.decisions.append(judge_day(model, reference, day, day_images, rules))
+            result.decisions.append(judge_day(embedder, reference, day, day_images, rules))
         if on_device_done:
             on_device_done(device)
     return result
@@ -201,36 +223,42 @@ def untrainable(fingerprints: FingerprintSet, skipped: dict[str, str], reason: s
     return result
 
 
-def change_events(analysis: Analysis) -> list:
-    """The analysis as ChangeEvents (the SIEM contract in ``schemas``), one per judged device-day."""
+def change_event(decision: DayDecision, device: Device, baseline_day: dt.date, model_version: str,
+                 served_version: int | None = None):
+    """One decision as a ChangeEvent (the SIEM contract in ``schemas``)."""
     from schemas.events import ChangeEvent, ChangeMetrics, DeviceRef, Driver
 
+    metrics = decision.metrics
+    return ChangeEvent(
+        device=DeviceRef(mac=device.mac, ip=device.ip, name=device.name, model=device.model),
+        day=decision.day,
+        verdict=decision.verdict,
+        reason=decision.reason,
+        metrics=None if metrics is None else ChangeMetrics(
+            all_samples_dissimilar_share=metrics.dissimilar_share,
+            majority_samples_dissimilar=metrics.majority_dissimilar,
+            mean_score=metrics.day_mean,
+            mean_threshold_exceeded=metrics.mean_above_threshold,
+            hedges_g=metrics.hedges_g,
+            effect_size=metrics.effect_size,
+            baseline_mean=metrics.baseline_mean,
+            scores=metrics.scores,
+            baseline_scores=metrics.baseline_scores,
+        ),
+        why=[Driver(kind=d.kind, name=d.name, baseline=d.baseline, day=d.day, text=d.describe())
+             for d in decision.drivers],
+        day_windows=decision.day_windows,
+        baseline_windows=decision.baseline_windows,
+        baseline_day=baseline_day,
+        model_version=model_version,
+        served_version=served_version,
+    )
+
+
+def change_events(analysis: Analysis) -> list:
+    """The analysis as ChangeEvents, one per judged device-day."""
     devices = {d.mac: d for d in analysis.devices}
-    events = []
-    for decision in analysis.decisions:
-        device = devices[decision.mac]
-        metrics = decision.metrics
-        events.append(ChangeEvent(
-            device=DeviceRef(mac=device.mac, ip=device.ip, name=device.name, model=device.model),
-            day=decision.day,
-            verdict=decision.verdict,
-            reason=decision.reason,
-            metrics=None if metrics is None else ChangeMetrics(
-                all_samples_dissimilar_share=metrics.dissimilar_share,
-                majority_samples_dissimilar=metrics.majority_dissimilar,
-                mean_score=metrics.day_mean,
-                mean_threshold_exceeded=metrics.mean_above_threshold,
-                hedges_g=metrics.hedges_g,
-                effect_size=metrics.effect_size,
-                baseline_mean=metrics.baseline_mean,
-                scores=metrics.scores,
-                baseline_scores=metrics.baseline_scores,
-            ),
-            why=[Driver(kind=d.kind, name=d.name, baseline=d.baseline, day=d.day, text=d.describe())
-                 for d in decision.drivers],
-            day_windows=decision.day_windows,
-            baseline_windows=decision.baseline_windows,
-            baseline_day=analysis.plans[decision.mac].baseline if decision.mac in analysis.plans else decision.day,
-            model_version=analysis.model_version,
-        ))
-    return events
+    return [change_event(decision, devices[decision.mac],
+                         analysis.plans[decision.mac].baseline if decision.mac in analysis.plans else decision.day,
+                         analysis.model_version)
+            for decision in analysis.decisions]

@@ -6,6 +6,7 @@ functions as the embedded run, so both reach the same fingerprints and verdicts.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 from collections.abc import Iterator
@@ -13,11 +14,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twinwatch.devices import _address_kind, _unicast_mac
+from twinwatch.analysis import (
+    EMPTY,
+    DayPlan,
+    DeviceBaseline,
+    Embedder,
+    device_baseline,
+    judge_day,
+    judged_days,
+    plan_device,
+    reference_day,
+)
+from twinwatch.decisions import DayDecision, DecisionRules
+from twinwatch.devices import Device, _address_kind, _unicast_mac
 from twinwatch.features import DevicePackets, window_features
-from twinwatch.fingerprint import device_packets
+from twinwatch.fingerprint import DeviceDay, FingerprintSet, device_packets
 from twinwatch.flows import FlowSettings, FlowTable
-from twinwatch.images import blank_images, to_images
+from twinwatch.images import IMAGE_SHAPE, blank_images, to_images
 from twinwatch.windows import WindowSpec, assign_windows
 
 logger = logging.getLogger(__name__)
@@ -207,3 +220,161 @@ class DayCollector:
             self.done.add((mac, day))
             out.append((mac, day, np.stack([windows[w] for w in sorted(windows)])))
         return out
+
+
+@dataclass
+class DeviceTrack:
+    """What the evaluator keeps of one device: fingerprints per complete day, the images it still
+    needs (learning days until its plan exists, then the baseline and reference days, and days waiting
+    for a verdict), its plan and the days already judged."""
+
+    mac: str
+    ip: str = ""
+    counts: dict[dt.date, int] = field(default_factory=dict)
+    held: dict[dt.date, np.ndarray] = field(default_factory=dict)
+    plan: DayPlan | None = None
+    waiting: list[dt.date] = field(default_factory=list)
+    judged: set[dt.date] = field(default_factory=set)
+
+
+class StreamEvaluator:
+    """The evaluator's domain logic: fingerprints in, one decision per device-day out.
+
+    Images are gathered per device-day until the day's quiet period is over (``DayCollector``); each
+    device is planned from its complete days with the embedded run's ``plan_device`` and judged with
+    its ``device_baseline`` / ``judge_day``, so the verdicts equal ``analyze``'s on the same images. The
+    scoring goes through an ``Embedder``: Triton in the service, the in-process arm in tests. Its
+    state is plain data per device (``state_of`` / ``restore``), so a service can keep it in a
+    compacted topic and recover it after a restart.
+    """
+
+    def __init__(self, spec: WindowSpec, rules: DecisionRules = DecisionRules(), grace_ms: int = 3_600_000) -> None:
+        self.spec = spec
+        self.rules = rules
+        self.collector = DayCollector(spec, grace_ms)
+        self.tracks: dict[str, DeviceTrack] = {}
+        self._baselines: dict[tuple[str, str], DeviceBaseline] = {}
+
+    # -- input ------------------------------------------------------------------------------------
+    def add_image(self, mac: str, ip: str, day: dt.date, window_index: int, image: np.ndarray,
+                  window_end_ms: int) -> bool:
+        """Keep one window's fingerprint; False for a late one (its day was already complete)."""
+        track = self.tracks.setdefault(mac, DeviceTrack(mac))
+        track.ip = ip or track.ip
+        return self.collector.add(mac, day, window_index, image, window_end_ms)
+
+    def complete(self, until_ms: int | None = None) -> set[str]:
+        """Close the device-days that are over (by the watermark, or by ``until_ms``: the wall clock);
+        returns the devices whose state changed."""
+        return self._take(self.collector.complete(until_ms))
+
+    def flush(self) -> set[str]:
+        """Close every device-day still open (the end of a replay)."""
+        return self._take(self.collector.flush())
+
+    def _take(self, days: list[tuple[str, dt.date, np.ndarray]]) -> set[str]:
+        for mac, day, images in days:
+            track = self.tracks.setdefault(mac, DeviceTrack(mac))
+            track.counts[day] = len(images)
+            track.held[day] = images
+            if track.plan is None:
+                plan = plan_device(track.counts, self.rules)
+                if isinstance(plan, DayPlan):
+                    track.plan = plan
+                    track.waiting = [d for d in judged_days(plan, self.rules) if d in track.counts]
+                    keep = {plan.baseline, reference_day(plan, self.rules), *track.waiting}
+                    track.held = {d: i for d, i in track.held.items() if d in keep}
+            elif day > track.plan.validation and day not in track.judged:
+                track.waiting.append(day)
+        return {mac for mac, _, _ in days}
+
+    # -- output -----------------------------------------------------------------------------------
+    def due(self) -> list[tuple[str, dt.date]]:
+        """Device-days ready for a verdict, oldest first."""
+        return sorted(((mac, day) for mac, track in self.tracks.items() for day in track.waiting),
+                      key=lambda k: (k[1], k[0]))
+
+    def judge(self, mac: str, day: dt.date, embedder: Embedder, model_key: str) -> DayDecision:
+        """The verdict of a due device-day, scored through ``embedder`` (the model named ``model_key``)."""
+        track = self.tracks[mac]
+        plan = track.plan
+        assert plan is not None and day in track.waiting, f"{mac} {day} is not due"
+        reference = self._baselines.get((mac, model_key))
+        if reference is None:
+            device = Device(mac, track.ip)
+            reference = device_baseline(embedder, device, track.held[plan.baseline],
+                                        track.held[reference_day(plan, self.rules)], self.rules)
+            self._baselines[(mac, model_key)] = reference
+        return judge_day(embedder, reference, day, track.held.get(day, EMPTY), self.rules)
+
+    def judged(self, mac: str, day: dt.date) -> None:
+        """The day's verdict is published: forget its images."""
+        track = self.tracks[mac]
+        track.waiting.remove(day)
+        track.judged.add(day)
+        if track.plan and day not in (track.plan.baseline, reference_day(track.plan, self.rules)):
+            track.held.pop(day, None)
+
+    def device(self, mac: str) -> Device:
+        return Device(mac, self.tracks[mac].ip)
+
+    # -- state ------------------------------------------------------------------------------------
+    def state_of(self, mac: str) -> dict:
+        """One device's state as plain JSON data (images as base64 of their bytes)."""
+        track = self.tracks[mac]
+        open_days = {day.isoformat(): {str(w): _b64(image) for w, image in windows.items()}
+                     for (m, day), windows in self.collector.images.items() if m == mac}
+        plan = track.plan
+        return {
+            "ip": track.ip,
+            "counts": {d.isoformat(): n for d, n in track.counts.items()},
+            "held": {d.isoformat(): _b64(images) for d, images in track.held.items()},
+            "plan": None if plan is None else {"baseline": plan.baseline.isoformat(),
+                                               "training": plan.training.isoformat(),
+                                               "validation": plan.validation.isoformat()},
+            "waiting": [d.isoformat() for d in track.waiting],
+            "judged": sorted(d.isoformat() for d in track.judged),
+            "open": open_days,
+            "watermark_ms": self.collector.watermark_ms,
+        }
+
+    def restore(self, mac: str, state: dict) -> None:
+        """Take one device's state back (after a restart), as ``state_of`` wrote it."""
+        day = dt.date.fromisoformat
+        counts = {day(d): int(n) for d, n in state["counts"].items()}
+        plan = state["plan"]
+        track = DeviceTrack(
+            mac, state.get("ip", ""), counts,
+            {day(d): _unb64(text) for d, text in state["held"].items()},
+            None if plan is None else DayPlan(day(plan["baseline"]), day(plan["training"]), day(plan["validation"]),
+                                              tuple(d for d in sorted(counts) if d > day(plan["validation"]))),
+            [day(d) for d in state["waiting"]],
+            {day(d) for d in state["judged"]},
+        )
+        self.tracks[mac] = track
+        for iso, windows in state["open"].items():
+            self.collector.images[(mac, day(iso))] = {int(w): _unb64(text)[0] for w, text in windows.items()}
+        self.collector.done |= {(mac, d) for d in counts} | {(mac, d) for d in track.judged}
+        self.collector.watermark_ms = max(self.collector.watermark_ms, int(state.get("watermark_ms", 0)))
+
+
+def _b64(images: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).decode()
+
+
+def _unb64(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.uint8).reshape(-1, *IMAGE_SHAPE).copy()
+
+
+def training_fingerprints(spec: WindowSpec, days: dict[tuple[str, dt.date], np.ndarray],
+                          ips: dict[str, str] | None = None) -> FingerprintSet:
+    """Complete device-days from the stream as the FingerprintSet the embedded trainer takes."""
+    ips = ips or {}
+    devices = [Device(mac, ips.get(mac, "")) for mac in sorted({mac for mac, _ in days})]
+    by_mac = {d.mac: d for d in devices}
+    device_days = []
+    for (mac, day), images in sorted(days.items()):
+        n = len(images)
+        device_days.append(DeviceDay(by_mac[mac], day, np.arange(n), np.zeros(n, dtype=np.int64),
+                                     np.zeros((n, 0)), np.asarray(images, dtype=np.uint8)))
+    return FingerprintSet(spec, devices, device_days)
