@@ -111,8 +111,11 @@ class WindowBuilder:
     closed: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
     watermark_ms: int = 0
     device_ips: dict[str, str] = field(default_factory=dict)
+    forgotten: list[tuple[str, str]] = field(default_factory=list)  # (mac, record "_id") pruned since drained
+    next_close_ms: int = 0  # no window ends before this: closing earlier finds nothing
 
     def add(self, record: dict) -> None:
+        """Hold one FlowRecord (an optional ``_id`` names it in ``forgotten`` once it is pruned)."""
         mac = record["device_mac"]
         self.flows.setdefault(mac, []).append(record)
         self.watermark_ms = max(self.watermark_ms, max(record["times_ms"]))
@@ -125,7 +128,13 @@ class WindowBuilder:
         self.watermark_ms = max(self.watermark_ms, now_ms)
 
     def close_ready(self) -> list[ClosedWindow]:
-        return self._close(self.watermark_ms - self.grace_ms)
+        """Windows over by the watermark less the grace; cheap until the next window end is passed."""
+        until = self.watermark_ms - self.grace_ms
+        if until < self.next_close_ms:
+            return []
+        closed = self._close(until)
+        self.next_close_ms = self.spec.next_window_end_ms(until)
+        return closed
 
     def flush(self) -> list[ClosedWindow]:
         return self._close(None)
@@ -163,11 +172,12 @@ class WindowBuilder:
                 out.append(ClosedWindow(mac, self.device_ips.get(mac, ""), day, window, start, end,
                                         None if is_blank else image))
         # Forget flows that can no longer reach an open window.
-        if until_ms is None:
-            self.flows[mac] = []
-        else:
-            horizon = until_ms - self.spec.window_ms
-            self.flows[mac] = [r for r in records if max(r["times_ms"]) >= horizon]
+        horizon = None if until_ms is None else until_ms - self.spec.window_ms
+        keep, drop = [], []
+        for record in records:
+            (keep if horizon is not None and max(record["times_ms"]) >= horizon else drop).append(record)
+        self.forgotten.extend((mac, record["_id"]) for record in drop if "_id" in record)
+        self.flows[mac] = keep
         return out
 
 

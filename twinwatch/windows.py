@@ -75,6 +75,13 @@ class WindowSpec:
     def local_date(self, epoch_ms: int) -> dt.date:
         return dt.datetime.fromtimestamp(epoch_ms / 1000, ZoneInfo(self.tz)).date()
 
+    def next_window_end_ms(self, after_ms: int) -> int:
+        """The first moment after ``after_ms`` at which some window ends (a stream closes windows then)."""
+        today = self.local_date(after_ms)
+        ends = (self.period_start_ms(today + dt.timedelta(days=back)) + w * self.step_ms + self.window_ms
+                for back in (-1, 0, 1, 2) for w in range(self.windows_per_day))
+        return min(end for end in ends if end > after_ms)
+
 
 @dataclass(frozen=True)
 class WindowAssignment:

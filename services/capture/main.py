@@ -32,7 +32,7 @@ class CaptureSettings(BaseSettings):
     source: str = ""
     speed: float = 0.0  # 0: as fast as possible; 1.0: real time by the packets' own clock
     gateways: list[str] = []
-    topic: str = FLOWS
+    topic: str = FLOWS  # under TWINWATCH_KAFKA_TOPIC_PREFIX
 
 
 @dataclass
@@ -57,6 +57,7 @@ def run(settings: CaptureSettings, kafka: KafkaSettings, flow_settings: FlowSett
     stats = CaptureStats()
     gateways = {g.lower() for g in settings.gateways}
     first_event = first_wall = None
+    topic = kafka.topic(settings.topic)
     for source in sources(settings.source):
         for row in iter_flow_rows(source, flow_settings):
             stats.flows += 1
@@ -69,7 +70,7 @@ def run(settings: CaptureSettings, kafka: KafkaSettings, flow_settings: FlowSett
                     time.sleep(delay)
             for record in records_of_row(row, source, gateways):
                 FlowRecord.model_validate(record)
-                producer.produce(settings.topic, key=record["device_mac"].encode(), value=to_json(record),
+                producer.produce(topic, key=record["device_mac"].encode(), value=to_json(record),
                                  on_delivery=tracker)
                 stats.records += 1
                 producer.poll(0)

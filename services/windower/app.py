@@ -4,9 +4,11 @@
 
 Wiring only: the core's ``WindowBuilder`` holds each device's flows until its hopping windows
 (15 min every 12 min, inside the quiet period) close past the watermark, and computes their images
-with the same functions as the embedded run. Its per-device state lives in a Faust table, so it is
-recovered from the table's changelog topic after a restart. A timer closes windows by wall clock
-when the link goes quiet. Bad records go to the dead-letter topic; the stream goes on.
+with the same functions as the embedded run. Its state lives in two Faust tables (each held flow
+record under its own key, so a record costs one small changelog write; each device's closed windows
+and watermark, written when windows close), recovered from their changelog topics after a restart.
+A timer closes windows by wall clock when the link goes quiet. Bad records go to the dead-letter
+topic; the stream goes on.
 """
 
 from __future__ import annotations
@@ -45,10 +47,14 @@ spec = WindowSpec.from_strings(tz=settings.tz, quiet=settings.quiet)
 app = faust.App(settings.app_id, broker=f"kafka://{kafka.bootstrap_servers}", value_serializer="raw",
                 key_serializer="raw", store="memory://", topic_partitions=settings.partitions, web_enabled=False)
 # internal=True: the worker declares the topics it reads and writes, so it can start before any producer.
-flows_topic = app.topic(FLOWS, key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True)
-images_topic = app.topic(IMAGES, key_type=bytes, value_type=bytes, partitions=settings.partitions, internal=True)
-dead_letters = app.topic(dead_letter(FLOWS), key_type=bytes, value_type=bytes, partitions=1, internal=True)
-state = app.Table("windower-devices", default=None)  # device MAC → builder state (plain JSON)
+flows_topic = app.topic(kafka.topic(FLOWS), key_type=bytes, value_type=bytes, partitions=settings.partitions,
+                        internal=True)
+images_topic = app.topic(kafka.topic(IMAGES), key_type=bytes, value_type=bytes, partitions=settings.partitions,
+                         internal=True)
+dead_letters = app.topic(dead_letter(kafka.topic(FLOWS)), key_type=bytes, value_type=bytes, partitions=1,
+                         internal=True)
+held_flows = app.Table("windower-flows", default=None)  # "<mac>|<partition>-<offset>" → FlowRecord held
+devices = app.Table("windower-devices", default=None)  # device MAC → closed windows, watermark, address
 
 builder: WindowBuilder | None = None
 last_record_at = time.monotonic()
@@ -60,12 +66,16 @@ def current_builder() -> WindowBuilder:
     if builder is None:
         grace = {} if settings.grace_seconds is None else {"grace_ms": settings.grace_seconds * 1000}
         builder = WindowBuilder(spec, **grace)
-        for mac, saved in state.items():
+        for mac, saved in devices.items():
             if saved:
-                builder.flows[mac] = saved["flows"]
                 builder.closed[mac] = {tuple(k) for k in saved["closed"]}
                 builder.watermark_ms = max(builder.watermark_ms, saved["watermark_ms"])
                 builder.device_ips[mac] = saved.get("ip", "")
+        for _, record in sorted(held_flows.items()):
+            if record:
+                builder.add(record)
+        logger.info("restored %d held flow record(s) of %d device(s)", sum(map(len, builder.flows.values())),
+                    len(builder.flows))
     return builder
 
 
@@ -83,30 +93,31 @@ async def publish(closed_windows: list[ClosedWindow], persist: bool = True) -> N
     for closed in closed_windows:
         if closed.image is not None:  # blank windows carry nothing (paper 4.2)
             await images_topic.send(key=closed.device_mac.encode(), value=window_image(closed))
+    current = current_builder()
     if persist:
-        current = current_builder()
         for mac in {c.device_mac for c in closed_windows}:
-            save(current, mac)
-
-
-def save(current: WindowBuilder, mac: str) -> None:
-    state[mac] = {"flows": current.flows.get(mac, []), "closed": sorted(current.closed.get(mac, set())),
-                  "watermark_ms": current.watermark_ms, "ip": current.device_ips.get(mac, "")}
+            devices[mac] = {"closed": sorted(current.closed.get(mac, set())), "watermark_ms": current.watermark_ms,
+                            "ip": current.device_ips.get(mac, "")}
+        for mac, record_id in current.forgotten:
+            held_flows.pop(f"{mac}|{record_id}", None)
+        current.forgotten.clear()
 
 
 @app.agent(flows_topic)
 async def windows(stream):
     global last_record_at
-    async for key, value in stream.items():
+    async for event in stream.events():
+        key, value = event.key, event.value
         try:
             record = FlowRecord.model_validate_json(value).model_dump()
         except (ValidationError, ValueError) as error:
             await dead_letters.send(key=key, value=value, headers={"reason": str(error)[:500].encode()})
             continue
         last_record_at = time.monotonic()
+        record["_id"] = f"{event.message.partition}-{event.message.offset:012d}"
         current = current_builder()
         current.add(record)
-        save(current, record["device_mac"])
+        held_flows[f"{record['device_mac']}|{record['_id']}"] = record
         await publish(current.close_ready())
 
 
@@ -124,4 +135,5 @@ async def close_quiet_links() -> None:
 
 
 def describe() -> str:
-    return json.dumps({"flows": FLOWS, "images": IMAGES, "spec": vars(spec) | {"period_start": str(spec.period_start)}})
+    return json.dumps({"flows": kafka.topic(FLOWS), "images": kafka.topic(IMAGES),
+                       "spec": vars(spec) | {"period_start": str(spec.period_start)}})

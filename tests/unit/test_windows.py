@@ -85,3 +85,16 @@ def test_malformed_quiet_period_is_refused(bad):
 def test_unknown_time_zone_is_refused():
     with pytest.raises(Exception, match="Mars"):
         WindowSpec(tz="Mars/Olympus")
+
+
+def test_next_window_end_is_the_next_close_time():
+    import datetime as dt
+
+    spec = WindowSpec(tz="Europe/Berlin")
+    day = dt.date(2026, 3, 29)  # the clocks go forward at 02:00
+    start = spec.period_start_ms(day)
+    assert spec.next_window_end_ms(start) == start + 15 * 60_000
+    assert spec.next_window_end_ms(start + 15 * 60_000) == start + 27 * 60_000
+    last_end = spec.window_start_ms(day, spec.windows_per_day - 1) + spec.window_ms
+    assert spec.next_window_end_ms(last_end - 1) == last_end
+    assert spec.next_window_end_ms(last_end) == spec.period_start_ms(day + dt.timedelta(days=1)) + 15 * 60_000
