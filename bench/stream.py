@@ -39,7 +39,7 @@ from tests.integration.kafka_helpers import consume  # noqa: E402
 from twinwatch.fingerprint import fingerprint_flows  # noqa: E402
 from twinwatch.flows import read_pcap_flows  # noqa: E402
 from twinwatch.simulator.lab import GATEWAY, LabConfig, simulate_day  # noqa: E402
-from twinwatch.stack import LocalStack, StackSettings  # noqa: E402
+from twinwatch.stack import LocalStack, StackSettings, service_command  # noqa: E402
 from twinwatch.twin import distance_matrix  # noqa: E402
 from twinwatch.windows import WindowSpec  # noqa: E402
 
@@ -97,8 +97,7 @@ def windowing(bootstrap: str, devices: tuple[str, ...], tmp: Path) -> dict[str, 
                         "TWINWATCH_WINDOWER_TZ": config.tz, "TWINWATCH_WINDOWER_IDLE_FLUSH_SECONDS": "3",
                         "TWINWATCH_WINDOWER_APP_ID": f"bench-windower-{prefix}".rstrip(".")}
     log = tmp / "windower.log"
-    worker = subprocess.Popen([sys.executable, "-m", "faust", "--datadir", str(tmp / "faust"), "-A",
-                               "services.windower.app", "worker", "-l", "info"], cwd=ROOT, env=env,
+    worker = subprocess.Popen(service_command("windower", tmp), cwd=ROOT, env=env,
                               stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120

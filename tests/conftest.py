@@ -29,8 +29,11 @@ def java_and_maven() -> None:
 
 @pytest.fixture(scope="session")
 def stack(java_and_maven: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """Started once per session, stopped at the end; the first use ever fetches into ~/.cache/twinwatch."""
-    local = LocalStack(StackSettings(run_dir=tmp_path_factory.mktemp("stack")))
+    """Started once per session, stopped at the end; the first use ever fetches into ~/.cache/twinwatch.
+
+    Its own services (windower, trainer, evaluator) run on topics under a prefix of their own, so the
+    tests' services and records never meet them."""
+    local = LocalStack(StackSettings(run_dir=tmp_path_factory.mktemp("stack"), topic_prefix="fixture-stack."))
     try:
         local.up()
         yield local

@@ -46,8 +46,20 @@ KAFKA_DIR = REPO_ROOT / "stack" / "kafka"
 KAFKA_MARKER = "kafka.Kafka"
 TRITON_MARKER = "tritonserver"
 STUB_MARKER = "triton_python_backend_stub"
+SERVICE_MODULES = {"windower": "services.windower.app", "trainer": "services.trainer.main",
+                   "evaluator": "services.evaluator.main"}  # started in this order, stopped in reverse
+JOBS = {"trainer"}  # exits once its model is published
 ARM_FILE = "twin_arm.torchscript"  # twinwatch.twin.ARM_TORCHSCRIPT_FILE, repeated to keep torch out of this import
 NODE_ID = 1
+
+
+def service_command(name: str, run_dir: Path, python: str | os.PathLike = sys.executable) -> list[str]:
+    """The command line of a service; the windower is a Faust worker keeping its data under ``run_dir``."""
+    module = SERVICE_MODULES[name]
+    if name == "windower":  # no web server: several workers share a machine (tests, benches)
+        return [str(python), "-m", "faust", "--datadir", str(run_dir / "windower"), "-A", module, "worker",
+                "-l", "info", "--without-web"]
+    return [str(python), "-m", module]
 
 
 class StackError(RuntimeError):
@@ -82,6 +94,11 @@ class StackSettings(BaseSettings):
     model_name: str = "tnn"
     python: Path = Path(sys.executable)  # its environment serves model.py (numpy, torch), its stub is used
 
+    services: bool = True  # windower, trainer and evaluator as processes (capture is pointed at a source)
+    tz: str = "UTC"  # site time zone of the quiet period, for the services
+    quiet: str = "00:00-06:00"
+    topic_prefix: str = ""
+
 
 @dataclass(frozen=True)
 class ServiceStatus:
@@ -93,6 +110,7 @@ class ServiceStatus:
     listening: bool
     log: Path
     ports: dict[str, int] = field(default_factory=dict)
+    job: bool = False  # runs to completion (the trainer): not running is not a fault
 
 
 @dataclass(frozen=True)
@@ -112,7 +130,7 @@ class StackStatus:
     @property
     def running(self) -> bool:
         """Every service recorded in the run folder is alive."""
-        return bool(self.services) and all(s.running for s in self.services.values())
+        return bool(self.services) and all(s.running or s.job for s in self.services.values())
 
     def as_dict(self) -> dict:
         """JSON-friendly form (paths as strings)."""
@@ -159,6 +177,9 @@ class LocalStack:
                     self._wait_kafka(state["kafka"], deadline)
                 if self.settings.triton:
                     self._wait_triton(state["triton"], deadline)
+                if self.settings.services and self.settings.kafka and self.settings.triton:
+                    state["services"] = self._start_services(state, started)
+                    self._write_state(state)
             except BaseException:
                 for name in reversed(started):  # a failed up leaves nothing it started running
                     self._stop(name, self._read_pid(name))
@@ -172,9 +193,10 @@ class LocalStack:
         """Stop every service of this run folder (SIGTERM, SIGKILL after stop_timeout_s); purge drops its data."""
         with _locked(self.run_dir):
             state = self._read_state()
-            for name in ("triton", "kafka"):
+            for name in (*reversed(SERVICE_MODULES), "triton", "kafka"):
+                saved = state.get("services", {}).get(name) if name in SERVICE_MODULES else state.get(name)
                 pid = self._read_pid(name)
-                self._stop(name, pid if pid is not None else state.get(name, {}).get("pid"))
+                self._stop(name, pid if pid is not None else (saved or {}).get("pid"))
             leftover = self.processes()
             for pid, cmdline in leftover.items():  # e.g. a stub whose server was SIGKILLed from outside
                 logger.warning("killing leftover process %d: %s", pid, cmdline[:120])
@@ -199,6 +221,13 @@ class LocalStack:
             ports = {k: v for k, v in entry.items() if k.endswith("port")}
             listening = running and _port_open(ports[port_key])
             services[name] = ServiceStatus(name, pid, running, listening, self.logs_dir / f"{name}.log", ports)
+        for name, module in SERVICE_MODULES.items():
+            if name not in state.get("services", {}):
+                continue
+            pid = self._read_pid(name)
+            running = pid is not None and self._alive(pid, module)
+            services[name] = ServiceStatus(name, pid, running, running, self.logs_dir / f"{name}.log",
+                                           job=name in JOBS)
         kafka, triton = state.get("kafka"), state.get("triton")
         return StackStatus(
             run_dir=self.run_dir,
@@ -453,6 +482,46 @@ class LocalStack:
 
     # -------------------------------------------------------------------------------- processes
 
+    # --------------------------------------------------------------------------------- services
+
+    def _service_env(self, state: dict) -> dict[str, str]:
+        """What the services need to find the broker, the server and the site's quiet period."""
+        settings = self.settings
+        env = os.environ | {
+            "TWINWATCH_STACK_RUN_DIR": str(self.run_dir),
+            "TWINWATCH_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{state['kafka']['port']}",
+            "TWINWATCH_KAFKA_TOPIC_PREFIX": settings.topic_prefix,
+            "TWINWATCH_TRITON_GRPC_URL": f"127.0.0.1:{state['triton']['grpc_port']}",
+            "TWINWATCH_TRITON_MODEL_NAME": settings.model_name,
+            "TWINWATCH_TRAINER_MODEL_REPOSITORY": state["triton"]["model_repository"],
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),  # several services share the cores
+        }
+        for name in SERVICE_MODULES:
+            env |= {f"TWINWATCH_{name.upper()}_TZ": settings.tz, f"TWINWATCH_{name.upper()}_QUIET": settings.quiet}
+        return env
+
+    def _start_services(self, state: dict, started: list[str]) -> dict:
+        """Windower, trainer and evaluator, each unless already running; a service that dies at once is an error."""
+        entries = dict(state.get("services", {}))
+        env = self._service_env(state)
+        fresh = []
+        for name, module in SERVICE_MODULES.items():
+            pid = self._read_pid(name)
+            if pid is not None and self._alive(pid, module):
+                continue
+            command = service_command(name, self.run_dir, self.settings.python)
+            entries[name] = {"pid": self._spawn(name, command, REPO_ROOT, env), "started": time.time()}
+            started.append(name)
+            fresh.append(name)
+        time.sleep(3 if fresh else 0)
+        for name in fresh:
+            pid = entries[name]["pid"]
+            self._reap(pid)
+            if not self._alive(pid, SERVICE_MODULES[name]) and not (name in JOBS and self._exit_codes.get(pid) == 0):
+                self._check_alive(name, pid, SERVICE_MODULES[name])
+        return entries
+
     def _spawn(self, name: str, command: list[str], cwd: Path, env: dict[str, str]) -> int:
         """Start a server in its own session (so its children stop with it), logging into logs/<name>.log."""
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -474,7 +543,7 @@ class LocalStack:
 
         Also cleans up after a server killed from outside: its Python stubs outlive it in its group.
         """
-        marker = KAFKA_MARKER if name == "kafka" else TRITON_MARKER
+        marker = {"kafka": KAFKA_MARKER, "triton": TRITON_MARKER}.get(name) or SERVICE_MODULES[name]
         if pid is not None and (self._alive(pid, marker) or self._group_members(pid)):
             began = time.monotonic()
             self._signal_group(pid, marker, signal.SIGTERM)
@@ -537,7 +606,8 @@ class LocalStack:
         self._reap(pid)
         return self._ours(pid, (marker,))
 
-    def _ours(self, pid: int, programs: tuple[str, ...] = (KAFKA_MARKER, TRITON_MARKER, STUB_MARKER)) -> bool:
+    def _ours(self, pid: int, programs: tuple[str, ...] = (KAFKA_MARKER, TRITON_MARKER, STUB_MARKER,
+                                                          *SERVICE_MODULES.values())) -> bool:
         """Whether a process runs one of ``programs`` for this run folder (a ``tail`` of its log does not count)."""
         if _proc_state(pid) in (None, "Z", "X"):
             return False
@@ -548,7 +618,15 @@ class LocalStack:
         program = Path(argv[0]).name
         kinds = {KAFKA_MARKER: program.startswith("java") and KAFKA_MARKER in argv,
                  TRITON_MARKER: program == TRITON_MARKER, STUB_MARKER: program == STUB_MARKER}
-        return any(kinds[p] for p in programs) and any(f"{self.run_dir}{os.sep}" in arg for arg in argv)
+        if any(kinds.get(p) for p in programs):
+            return any(f"{self.run_dir}{os.sep}" in arg for arg in argv)
+        if program.startswith("python") and any(module in argv for module in programs if module not in kinds):
+            try:  # a service knows its stack by the run folder in its environment
+                environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                return False
+            return f"TWINWATCH_STACK_RUN_DIR={self.run_dir}".encode() in environment
+        return False
 
     def _check_alive(self, name: str, pid: int, marker: str) -> None:
         if not self._alive(pid, marker):

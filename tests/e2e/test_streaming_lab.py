@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from tests.integration.kafka_helpers import consume
 from twinwatch.cli import app
 from twinwatch.simulator.lab import GATEWAY, LabConfig, LabManifest, build_lab
 from twinwatch.simulator.profiles import CHANGE_KINDS, PROFILES
-from twinwatch.stack import StackStatus
+from twinwatch.stack import StackStatus, service_command
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,10 +96,9 @@ def streamed(stack, tmp_path_factory):
         "TWINWATCH_EVALUATOR_DEVICES_FILE": str(out / "lab" / "devices.csv"),
         "OMP_NUM_THREADS": "1",  # three Python services share two cores
     }
-    windower, windower_log = start("windower", [sys.executable, "-m", "faust", "--datadir", str(out / "faust"), "-A",
-                                                "services.windower.app", "worker", "-l", "info"], env, out)
-    trainer, trainer_log = start("trainer", [sys.executable, "-m", "services.trainer.main"], env, out)
-    evaluator, evaluator_log = start("evaluator", [sys.executable, "-m", "services.evaluator.main"], env, out)
+    windower, windower_log = start("windower", service_command("windower", out), env, out)
+    trainer, trainer_log = start("trainer", service_command("trainer", out), env, out)
+    evaluator, evaluator_log = start("evaluator", service_command("evaluator", out), env, out)
     try:
         deadline = time.monotonic() + 120
         while "Worker]: Ready" not in windower_log.read_text():
@@ -189,8 +187,7 @@ def test_a_bad_image_is_dead_lettered_and_the_evaluator_lives_on(streamed):
 
     kafka = streamed.kafka
     # the module's services are stopped: a fresh evaluator resumes from its state topic
-    process, log = start("evaluator-again", [sys.executable, "-m", "services.evaluator.main"], streamed.env,
-                         streamed.out)
+    process, log = start("evaluator-again", service_command("evaluator", streamed.out), streamed.env, streamed.out)
     try:
         produce(kafka.bootstrap_servers, kafka.topic(IMAGES), [(b"aa:bb:cc:dd:ee:ff", b'{"pixels": 1}')])
         dead = consume(kafka.bootstrap_servers, dead_letter(kafka.topic(IMAGES)), 1, timeout=60)

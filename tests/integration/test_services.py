@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.golden.make_golden import INPUT, SPEC
 from tests.integration.kafka_helpers import consume, produce
 from twinwatch.fingerprint import fingerprint_flows
 from twinwatch.flows import read_pcap_flows
+from twinwatch.stack import service_command
 from twinwatch.streaming import flow_records
 
 pytestmark = pytest.mark.integration
@@ -51,9 +51,8 @@ def windower(stack_status, tmp_path):
         "TWINWATCH_WINDOWER_APP_ID": f"windower-test-{uuid.uuid4().hex[:8]}",
     }
     log = open(tmp_path / "windower.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "faust", "--datadir", str(tmp_path / "faust"),
-                                "-A", "services.windower.app", "worker", "-l", "info"],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(service_command("windower", tmp_path), cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
     yield process, tmp_path / "windower.log"
     process.terminate()
     try:

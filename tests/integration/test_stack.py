@@ -66,10 +66,22 @@ def test_up_again_is_a_no_op(stack: LocalStack, stack_status: StackStatus) -> No
     assert again.bootstrap_servers == stack_status.bootstrap_servers
 
 
+def test_stack_runs_the_services(stack: LocalStack, stack_status: StackStatus) -> None:
+    assert set(stack_status.services) == {"kafka", "triton", "windower", "trainer", "evaluator"}
+    for name in ("windower", "evaluator"):
+        assert stack_status.services[name].running, (stack.logs_dir / f"{name}.log").read_text()[-2000:]
+    assert stack_status.services["trainer"].job and stack_status.running
+    deadline = time.monotonic() + 60  # the evaluator found its state topic and is polling
+    while "state of 0 device(s) restored" not in (stack.logs_dir / "evaluator.log").read_text():
+        assert time.monotonic() < deadline, (stack.logs_dir / "evaluator.log").read_text()[-2000:]
+        time.sleep(1)
+
+
 @pytest.mark.stops_stack
 def test_down_leaves_no_process(stack: LocalStack, stack_status: StackStatus) -> None:
     running = " ".join(stack.processes().values())
-    for program in ("kafka.Kafka", "tritonserver", "triton_python_backend_stub"):
+    for program in ("kafka.Kafka", "tritonserver", "triton_python_backend_stub", "services.windower.app",
+                    "services.trainer.main", "services.evaluator.main"):
         assert program in running
 
     stopped = stack.down()
