@@ -388,30 +388,51 @@ def demo(
     console.print(f"fingerprints and contact sheets under {lab / 'fingerprints'}; report {lab / 'report.html'}")
 
 
-stack_app = typer.Typer(no_args_is_help=True, help="The local streaming stack (Kafka + Triton) as processes.")
+stack_app = typer.Typer(no_args_is_help=True,
+                        help="The local streaming stack (Kafka, Triton, windower, trainer, evaluator) as processes.")
 app.add_typer(stack_app, name="stack")
+RUN_DIR_HELP = "Logs, pids, data and the served models."
 
 
-def _stack(run_dir: Path):
+def _stack(run_dir: Path, **settings):
     from twinwatch.stack import LocalStack, StackSettings
 
-    return LocalStack(StackSettings(run_dir=run_dir))
+    return LocalStack(StackSettings(run_dir=run_dir, **settings))
 
 
 def _print_stack(status) -> None:
-    import json as json_module
-
-    console.print_json(json_module.dumps(status.as_dict(), default=str))
+    table = Table(title=f"twinwatch stack in {status.run_dir}")
+    for column in ("service", "pid", "state", "ports", "log"):
+        table.add_column(column)
+    for service in status.services.values():
+        state = ("[green]running[/green]" if service.running else
+                 "[dim]done[/dim]" if service.job else "[red]stopped[/red]")
+        ports = ", ".join(f"{k} {v}" for k, v in service.ports.items())
+        table.add_row(service.name, str(service.pid or ""), state, ports, str(service.log))
+    console.print(table)
+    if status.bootstrap_servers:
+        console.print(f"Kafka bootstrap servers  [bold]{status.bootstrap_servers}[/bold]")
+    if status.triton_grpc_url:
+        console.print(f"Triton gRPC / HTTP       [bold]{status.triton_grpc_url}[/bold] / {status.triton_http_url}")
+        console.print(f"served model repository  {status.model_repository}")
 
 
 @stack_app.command("up")
-def stack_up(run_dir: Path = typer.Option(Path("runs/stack"), help="Logs, pids, data and the served models.")) -> None:
-    """Start Kafka and Triton (or find them running) and wait until both really answer."""
+def stack_up(
+    run_dir: Path = typer.Option(Path("runs/stack"), help=RUN_DIR_HELP),
+    tz: str = typer.Option("UTC", help="Site time zone of the quiet period (for the services)."),
+    quiet: str = typer.Option("00:00-06:00", help="Daily quiet period, local time."),
+    services: bool = typer.Option(True, help="Also start the windower, trainer and evaluator."),
+    topic_prefix: str = typer.Option("", help="Prefix of every topic (one broker, several sites)."),
+    devices_file: Path | None = typer.Option(None, "--devices", help="CSV with mac[,name,model] for the events."),
+) -> None:
+    """Start Kafka, Triton and the services (or find them running) and wait until they really answer."""
     from twinwatch.stack import StackError
 
     try:
-        with console.status("starting Kafka and Triton (first start fetches jars and the server)"):
-            status = _stack(run_dir).up()
+        with console.status("starting the stack (the first start fetches Kafka's jars and the Triton wheel)"):
+            status = _stack(run_dir, tz=tz, quiet=quiet, services=services, topic_prefix=topic_prefix,
+                            devices_file=devices_file).up()
     except StackError as error:
         console.print(f"[bold red]stack failed:[/bold red] {error}")
         raise typer.Exit(code=1) from error
@@ -419,16 +440,85 @@ def stack_up(run_dir: Path = typer.Option(Path("runs/stack"), help="Logs, pids, 
 
 
 @stack_app.command("down")
-def stack_down(run_dir: Path = typer.Option(Path("runs/stack")),
+def stack_down(run_dir: Path = typer.Option(Path("runs/stack"), help=RUN_DIR_HELP),
                purge: bool = typer.Option(False, help="Also delete the run folder.")) -> None:
     """Stop every process of the stack."""
     _print_stack(_stack(run_dir).down(purge=purge))
 
 
 @stack_app.command("status")
-def stack_status(run_dir: Path = typer.Option(Path("runs/stack"))) -> None:
+def stack_status(run_dir: Path = typer.Option(Path("runs/stack"), help=RUN_DIR_HELP),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """What runs, on which ports, with which logs."""
-    _print_stack(_stack(run_dir).status())
+    import json as json_module
+
+    status = _stack(run_dir).status()
+    if as_json:
+        console.print_json(json_module.dumps(status.as_dict(), default=str))
+    else:
+        _print_stack(status)
+
+
+@stack_app.command("prepare-models")
+def stack_prepare_models(target: Path = typer.Argument(..., help="Where Triton will read its model repository."),
+                         source: Path = typer.Option(Path("model_repository"), help="The repository to copy.")) -> None:
+    """Copy the model repository for serving (an untrained arm until the trainer publishes): containers' init step."""
+    from twinwatch.stack import prepare_model_repository
+
+    prepare_model_repository(source, target)
+    console.print(f"model repository ready in {target}")
+
+
+@stack_app.command("capture")
+def stack_capture(
+    source: str = typer.Argument(..., help="A pcap, a folder of pcaps (name order) or a live interface (eth1)."),
+    run_dir: Path = typer.Option(Path("runs/stack"), help=RUN_DIR_HELP),
+    speed: float = typer.Option(0.0, help="Replay speed (1.0 = real time); 0: as fast as possible."),
+    gateway: list[str] = typer.Option([], help="Gateway/router MAC(s): their flows are not devices."),
+    topic_prefix: str = typer.Option("", help="The prefix the stack was started with."),
+) -> None:
+    """Run the capture service against the running stack's broker until the source ends (Ctrl-C for a live one)."""
+    from services.capture.main import CaptureSettings
+    from services.capture.main import run as capture
+    from services.common.kafka import KafkaSettings
+
+    status = _stack(run_dir).status()
+    if not status.bootstrap_servers or not status.services.get("kafka") or not status.services["kafka"].running:
+        raise ValueError(f"no running stack in {run_dir}: start it with 'twinwatch stack up'")
+    with console.status(f"capturing {source} → {topic_prefix}twinwatch.flows.v1"):
+        stats = capture(CaptureSettings(source=source, speed=speed, gateways=gateway),
+                        KafkaSettings(bootstrap_servers=status.bootstrap_servers, topic_prefix=topic_prefix))
+    console.print(f"{stats.flows:,} flows → {stats.records:,} flow records, {stats.delivered:,} acknowledged, "
+                  f"{stats.failed} failed")
+    if stats.failed:
+        raise typer.Exit(code=1)
+
+
+@stack_app.command("events")
+def stack_events(
+    run_dir: Path = typer.Option(Path("runs/stack"), help=RUN_DIR_HELP),
+    topic_prefix: str = typer.Option("", help="The prefix the stack was started with."),
+    wait: float = typer.Option(5.0, help="Seconds to wait for more events."),
+) -> None:
+    """The ChangeEvents published so far, as a table (what the SIEM receives)."""
+    from schemas.events import ChangeEvent
+    from schemas.topics import EVENTS
+    from services.common.kafka import KafkaSettings, read_all
+
+    status = _stack(run_dir).status()
+    if not status.bootstrap_servers:
+        raise ValueError(f"no stack in {run_dir}: start it with 'twinwatch stack up'")
+    kafka = KafkaSettings(bootstrap_servers=status.bootstrap_servers, topic_prefix=topic_prefix)
+    events = [ChangeEvent.model_validate_json(v) for _, v in read_all(kafka, kafka.topic(EVENTS), timeout=wait) if v]
+    table = Table(title=f"{len(events)} ChangeEvent(s) on {kafka.topic(EVENTS)}")
+    for column in ("device", "day", "verdict", "Hedges' g", "model", "why"):
+        table.add_column(column)
+    for event in sorted(events, key=lambda e: (e.device.mac, e.day)):
+        style = {"changed": "bold red", "insufficient-data": "dim"}.get(event.verdict, "green")
+        g = f"{event.metrics.hedges_g:+.2f}" if event.metrics else ""
+        table.add_row(event.device.name or event.device.mac, event.day.isoformat(), f"[{style}]{event.verdict}[/]", g,
+                      f"{event.model_version} (v{event.served_version})", "; ".join(w.text for w in event.why[:2]))
+    console.print(table)
 
 
 def run() -> None:

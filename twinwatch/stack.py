@@ -98,6 +98,7 @@ class StackSettings(BaseSettings):
     tz: str = "UTC"  # site time zone of the quiet period, for the services
     quiet: str = "00:00-06:00"
     topic_prefix: str = ""
+    devices_file: Path | None = None  # CSV mac,name,model: names on the evaluator's events
 
 
 @dataclass(frozen=True)
@@ -409,23 +410,7 @@ class LocalStack:
         return backends
 
     def _prepare_model_repository(self, target: Path) -> None:
-        """Copy the repository; a model without trained weights gets a freshly initialised arm (in the copy only)."""
-        source = self.settings.model_repository.expanduser().resolve()
-        if not (source / self.settings.model_name / "config.pbtxt").is_file():
-            raise StackError(f"{source} has no {self.settings.model_name}/config.pbtxt")
-        shutil.copytree(source, target, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__", ".gitignore"))
-        model = target / self.settings.model_name
-        versions = sorted((p for p in model.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
-        if not versions:
-            raise StackError(f"{source / self.settings.model_name} has no version folder (1/model.py)")
-        code = next((v / "model.py" for v in versions if (v / "model.py").is_file()), None)
-        for version in versions:  # a version the trainer wrote holds the weights; the code comes from version 1
-            if code is not None and not (version / "model.py").is_file():
-                shutil.copy2(code, version / "model.py")
-        if not any((v / ARM_FILE).is_file() for v in versions):
-            _write_untrained_arm(versions[-1] / ARM_FILE)
-            logger.warning("no trained weights in %s: serving a freshly initialised arm (%s)", source, versions[-1])
+        prepare_model_repository(self.settings.model_repository, target, self.settings.model_name)
 
     def _start_triton(self, previous: dict | None, started: list[str]) -> dict:
         """Spawn the server unless this run folder's is alive; returns its pid, ports and served repository."""
@@ -499,6 +484,8 @@ class LocalStack:
         }
         for name in SERVICE_MODULES:
             env |= {f"TWINWATCH_{name.upper()}_TZ": settings.tz, f"TWINWATCH_{name.upper()}_QUIET": settings.quiet}
+        if settings.devices_file:
+            env["TWINWATCH_EVALUATOR_DEVICES_FILE"] = str(settings.devices_file.expanduser().resolve())
         return env
 
     def _start_services(self, state: dict, started: list[str]) -> dict:
@@ -700,6 +687,26 @@ def _last_error(log: Path) -> str:
     pattern = re.compile(r"\bERROR\b|Exception: |^E\d{4} |error: ", re.IGNORECASE)
     errors = [line.strip() for line in lines if pattern.search(line)]
     return f" (last error: {errors[-1][:300]})" if errors else ""
+
+
+def prepare_model_repository(source: Path, target: Path, model_name: str = "tnn") -> None:
+    """Copy the repository for serving; a model without trained weights gets a freshly initialised arm
+    (in the copy only), so Triton can load it before the trainer publishes version 2."""
+    source = source.expanduser().resolve()
+    if not (source / model_name / "config.pbtxt").is_file():
+        raise StackError(f"{source} has no {model_name}/config.pbtxt")
+    shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".gitignore"))
+    model = target / model_name
+    versions = sorted((p for p in model.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    if not versions:
+        raise StackError(f"{source / model_name} has no version folder (1/model.py)")
+    code = next((v / "model.py" for v in versions if (v / "model.py").is_file()), None)
+    for version in versions:  # a version the trainer wrote holds the weights; the code comes from version 1
+        if code is not None and not (version / "model.py").is_file():
+            shutil.copy2(code, version / "model.py")
+    if not any((v / ARM_FILE).is_file() for v in versions):
+        _write_untrained_arm(versions[-1] / ARM_FILE)
+        logger.warning("no trained weights in %s: serving a freshly initialised arm (%s)", source, versions[-1])
 
 
 def _write_untrained_arm(path: Path) -> None:

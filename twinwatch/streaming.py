@@ -113,15 +113,22 @@ class WindowBuilder:
     device_ips: dict[str, str] = field(default_factory=dict)
     forgotten: list[tuple[str, str]] = field(default_factory=list)  # (mac, record "_id") pruned since drained
     next_close_ms: int = 0  # no window ends before this: closing earlier finds nothing
+    held_ids: set[tuple[str, str]] = field(default_factory=set)
 
-    def add(self, record: dict) -> None:
-        """Hold one FlowRecord (an optional ``_id`` names it in ``forgotten`` once it is pruned)."""
+    def add(self, record: dict) -> bool:
+        """Hold one FlowRecord; an optional ``_id`` names it (in ``forgotten`` once pruned), and a record
+        whose id is held already (re-read after a restart) is not counted twice: False."""
         mac = record["device_mac"]
+        if "_id" in record:
+            if (mac, record["_id"]) in self.held_ids:
+                return False
+            self.held_ids.add((mac, record["_id"]))
         self.flows.setdefault(mac, []).append(record)
         self.watermark_ms = max(self.watermark_ms, max(record["times_ms"]))
         ip = record["client_ip"] if record["client_mac"] == mac else record["server_ip"]
         if _address_kind(ip) == "local":
             self.device_ips[mac] = ip
+        return True
 
     def advance_to(self, now_ms: int) -> None:
         """Move the watermark on by the wall clock (live links that went quiet)."""
@@ -176,7 +183,9 @@ class WindowBuilder:
         keep, drop = [], []
         for record in records:
             (keep if horizon is not None and max(record["times_ms"]) >= horizon else drop).append(record)
-        self.forgotten.extend((mac, record["_id"]) for record in drop if "_id" in record)
+        dropped = [(mac, record["_id"]) for record in drop if "_id" in record]
+        self.forgotten.extend(dropped)
+        self.held_ids.difference_update(dropped)
         self.flows[mac] = keep
         return out
 

@@ -102,7 +102,7 @@ def read_all(settings: KafkaSettings, topic: str, timeout: float = 30.0) -> list
             return []
         ends, assignment = {}, []
         for partition in metadata.partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            low, high = _watermarks(reader, TopicPartition(topic, partition), timeout)
             if high > low:
                 ends[partition] = high
                 assignment.append(TopicPartition(topic, partition, low))
@@ -122,6 +122,20 @@ def read_all(settings: KafkaSettings, topic: str, timeout: float = 30.0) -> list
         return out
     finally:
         reader.close()
+
+
+def _watermarks(reader: Consumer, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+    """A partition's offsets, waiting out a leader election (a topic created a moment ago)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return reader.get_watermark_offsets(partition, timeout=timeout)
+        except KafkaException as error:
+            if not error.args[0].retriable() and error.args[0].code() not in (
+                    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                    KafkaError.UNKNOWN_TOPIC_OR_PART) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 class ChangelogStore:

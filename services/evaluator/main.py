@@ -65,16 +65,14 @@ class Evaluator:
     def __init__(self, settings: EvaluatorSettings, kafka: KafkaSettings, triton: TritonSettings) -> None:
         self.settings, self.kafka, self.triton = settings, kafka, triton
         spec = WindowSpec.from_strings(tz=settings.tz, quiet=settings.quiet)
-        rules = DecisionRules(min_windows=settings.min_windows, reference=settings.reference)
-        self.core = StreamEvaluator(spec, rules, settings.grace_minutes * 60_000)
+        self.rules = DecisionRules(min_windows=settings.min_windows, reference=settings.reference)
+        self.spec = spec
         self.names = {d.mac: d for d in read_devices_file(settings.devices_file)} if settings.devices_file else {}
         self.producer = reliable_producer(kafka)
         self.images_topic, self.models_topic, self.events_topic = map(kafka.topic, (IMAGES, MODELS, EVENTS))
         ensure_topics(kafka, {self.models_topic: {}, self.events_topic: {}})
         self.store = ChangelogStore(kafka, kafka.topic(f"{settings.app_id}.state"), self.producer)
-        for mac, saved in self.store.load().items():
-            self.core.restore(mac, saved)
-        logger.info("state of %d device(s) restored", len(self.core.tracks))
+        self.core = self.restored()
         self.model: ModelRecord | None = None
         self.embedder: TritonEmbedder | None = None
         self.stop = threading.Event()
@@ -82,9 +80,25 @@ class Evaluator:
         self.uncommitted = 0
         self.events = 0
 
+    def restored(self) -> StreamEvaluator:
+        """The core with every device's state as last checkpointed (by this worker or another)."""
+        core = StreamEvaluator(self.spec, self.rules, self.settings.grace_minutes * 60_000)
+        for mac, saved in self.store.load().items():
+            core.restore(mac, saved)
+        logger.info("state of %d device(s) restored", len(core.tracks))
+        return core
+
     def run(self) -> None:
         images = consumer(self.kafka, self.settings.app_id)
-        images.subscribe([self.images_topic], on_revoke=lambda c, partitions: self.checkpoint(c))
+        assignments = 0
+
+        def assigned(_consumer, _partitions) -> None:
+            nonlocal assignments
+            assignments += 1
+            if assignments > 1:  # a rebalance: another worker may have judged these devices' days meanwhile
+                self.core = self.restored()
+
+        images.subscribe([self.images_topic], on_assign=assigned, on_revoke=lambda c, partitions: self.checkpoint(c))
         models = consumer(self.kafka, f"{self.settings.app_id}-models-{uuid.uuid4().hex[:8]}")
         models.assign([TopicPartition(self.models_topic, 0, OFFSET_BEGINNING)])
         clock = IdleClock(self.settings.idle_flush_seconds)

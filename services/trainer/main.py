@@ -34,7 +34,7 @@ from twinwatch.twin import TrainConfig, TrainedTwin
 from twinwatch.windows import WindowSpec
 
 logger = logging.getLogger(__name__)
-MODEL_CODE = Path(__file__).resolve().parents[2] / "model_repository" / "tnn" / "1" / "model.py"
+MODEL_CODE = Path(__file__).resolve().parents[2] / "model_repository" / "tnn" / "1" / "model.py"  # in a checkout
 
 
 class TrainerSettings(BaseSettings):
@@ -67,7 +67,8 @@ def publish_model(model: TrainedTwin, settings: TrainerSettings, triton: TritonS
     version = next_version(model_dir)
     partial = model_dir / f".{version}-{uuid.uuid4().hex[:6]}"  # Triton never sees a half-written version
     model.save(partial)
-    shutil.copy2(MODEL_CODE, partial / "model.py")
+    served_code = sorted(model_dir.glob("[0-9]*/model.py"), key=lambda p: int(p.parent.name))
+    shutil.copy2(served_code[0] if served_code else MODEL_CODE, partial / "model.py")
     partial.rename(model_dir / str(version))
     load_version(triton, version)
     best = model.best

@@ -116,8 +116,8 @@ async def windows(stream):
         last_record_at = time.monotonic()
         record["_id"] = f"{event.message.partition}-{event.message.offset:012d}"
         current = current_builder()
-        current.add(record)
-        held_flows[f"{record['device_mac']}|{record['_id']}"] = record
+        if current.add(record):  # False: re-read after a restart, held already
+            held_flows[f"{record['device_mac']}|{record['_id']}"] = record
         await publish(current.close_ready())
 
 

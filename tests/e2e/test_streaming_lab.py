@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from typer.testing import CliRunner
 
 from schemas.events import ChangeEvent
@@ -23,7 +22,7 @@ from schemas.models import ModelRecord
 from schemas.topics import EVENTS, FLOWS, IMAGES, MODELS, dead_letter
 from services.capture.main import CaptureSettings, run
 from services.common.kafka import KafkaSettings
-from tests.integration.kafka_helpers import consume
+from tests.integration.kafka_helpers import committed, consume
 from twinwatch.cli import app
 from twinwatch.simulator.lab import GATEWAY, LabConfig, LabManifest, build_lab
 from twinwatch.simulator.profiles import CHANGE_KINDS, PROFILES
@@ -62,17 +61,6 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def committed(bootstrap: str, group: str, topic: str) -> int:
-    """Records of a topic (partitions from offset 0) that a consumer group has committed as done."""
-    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
-        offsets = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
-        return sum(max(o.offset, 0) for o in offsets)
-    finally:
-        reader.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 
 def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
@@ -35,3 +35,14 @@ def consume(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> li
     finally:
         consumer.close()
     return received
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    """Records of a topic (partitions from offset 0) that a consumer group has committed as done."""
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+        offsets = reader.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return sum(max(o.offset, 0) for o in offsets)
+    finally:
+        reader.close()

@@ -29,8 +29,10 @@ def test_streamed_windows_equal_embedded_fingerprints(flows):
     builder = WindowBuilder(SPEC)  # default grace: the flow active timeout
     records = sorted(flow_records(flows, gateways={"f4:f2:6d:00:00:01"}), key=lambda r: max(r["times_ms"]))
     closed = []
-    for record in records:
-        builder.add(record)
+    for number, record in enumerate(records):
+        record["_id"] = f"0-{number}"
+        assert builder.add(record)
+        assert not builder.add(dict(record))  # re-read after a restart: held once
         closed.extend(builder.close_ready())
     closed.extend(builder.flush())
     streamed = {(c.device_mac, c.day, c.window_index): c.image for c in closed if c.image is not None}
@@ -40,6 +42,8 @@ def test_streamed_windows_equal_embedded_fingerprints(flows):
     for key, image in expected.items():
         np.testing.assert_array_equal(streamed[key], image, err_msg=str(key))
     assert len({(c.device_mac, c.day, c.window_index) for c in closed}) == len(closed)  # each window once
+    assert sorted(i for _, i in builder.forgotten) == sorted(r["_id"] for r in records)  # all pruned, each once
+    assert builder.held_ids == set()
 
 
 def test_day_collector_hands_out_complete_days_once():
