@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 SCHEMA_VERSION = 1
 
@@ -54,3 +55,8 @@ class ChangeEvent(BaseModel):
     baseline_day: dt.date
     model_version: str = Field(description="the twin that scored the day: tnn-<hash of its weights>")
     served_version: int | None = Field(None, description="Triton version of model tnn that scored it (streaming)")
+
+    @computed_field(description="the same for the same device, day and model: a SIEM drops a re-sent event by it")
+    @property
+    def event_id(self) -> str:
+        return hashlib.sha256(f"{self.device.mac}|{self.day}|{self.model_version}".encode()).hexdigest()[:24]

@@ -16,7 +16,9 @@ FOLDER = Path(__file__).resolve().parent / "json"
 
 
 def rendered() -> dict[str, str]:
-    return {f"{name}.schema.json": json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
+    """Each record as it is written on the bus (serialisation mode: computed fields such as event_id too)."""
+    return {f"{name}.schema.json": json.dumps(model.model_json_schema(mode="serialization"), indent=2,
+                                              sort_keys=True) + "\n"
             for name, model in MODELS.items()}
 
 

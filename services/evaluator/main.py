@@ -24,6 +24,7 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from tritonclient.utils import InferenceServerException
 
 from schemas.models import ModelRecord
 from schemas.topics import EVENTS, IMAGES, MODELS
@@ -35,6 +36,7 @@ from services.common.kafka import (
     ensure_topics,
     reliable_producer,
     send_to_dead_letter,
+    to_json,
 )
 from services.common.triton import TritonEmbedder, TritonSettings
 from twinwatch.analysis import change_event
@@ -158,10 +160,18 @@ class Evaluator:
         for mac, day in self.core.due():
             try:
                 decision = self.core.judge(mac, day, self.embedder, self.model.model_version)
-            except Exception as error:  # Triton down or reloading: the day stays due, nothing is lost
+            except InferenceServerException as error:  # Triton down or reloading: the day stays due
                 logger.error("scoring %s %s through Triton failed (%s); retrying in 5 s", mac, day, error)
                 time.sleep(5)
                 return
+            except Exception as error:  # this device-day cannot be judged: park it with the reason, go on
+                logger.exception("cannot judge %s %s", mac, day)
+                record = {"device_mac": mac, "day": day.isoformat(), "model_version": self.model.model_version}
+                send_to_dead_letter(self.producer, self.events_topic, mac.encode(), to_json(record),
+                                    f"{type(error).__name__}: {error}"[:400])
+                self.core.judged(mac, day)
+                self.touched.add(mac)
+                continue
             track = self.core.tracks[mac]
             device = self.core.device(mac)
             if mac in self.names:

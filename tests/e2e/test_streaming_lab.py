@@ -148,6 +148,7 @@ def test_stream_events_equal_embedded_verdicts(streamed, embedded):
             assert got.metrics.hedges_g == pytest.approx(event.metrics.hedges_g, abs=1e-3), key
             assert got.metrics.mean_score == pytest.approx(event.metrics.mean_score, abs=1e-4), key
         assert got.model_version == event.model_version == record.model_version
+        assert got.event_id == event.event_id  # a SIEM that has one drops the other
         assert got.served_version == record.served_version and event.served_version is None
         assert got.baseline_day == event.baseline_day and got.day_windows == event.day_windows
         assert got.device.name == event.device.name != ""
