@@ -32,3 +32,15 @@ def test_flow_record_checks_its_packets():
     with pytest.raises(ValidationError, match="neither end"):
         FlowRecord(**(base | {"device_mac": "00:00:00:00:00:01"}), times_ms=[1], directions=[0], sizes=[60])
     assert dead_letter("twinwatch.flows.v1") == "twinwatch.flows.v1.dlq"
+
+
+def test_change_event_id_names_device_day_and_model():
+    from schemas.events import ChangeEvent, DeviceRef
+
+    def event(model: str, verdict: str = "stable") -> ChangeEvent:
+        return ChangeEvent(device=DeviceRef(mac="aa:bb:cc:dd:ee:ff"), day="2026-01-15", verdict=verdict, reason="",
+                           day_windows=30, baseline_windows=30, baseline_day="2026-01-12", model_version=model)
+
+    assert event("tnn-1").event_id == event("tnn-1", "changed").event_id  # a re-sent event keeps its id
+    assert event("tnn-1").event_id != event("tnn-2").event_id
+    assert '"event_id"' in event("tnn-1").model_dump_json()
