@@ -68,6 +68,28 @@ def records_of_row(row: dict, source: str, gateways: set[str] | None = None) -> 
     return out
 
 
+class DeviceSplitter:
+    """FlowRecords of flows as they pass (``records_of_row``), without the gateways' own traffic.
+
+    Gateways given are dropped; without them, routers are learnt as the embedded run finds them over
+    a whole capture (``devices.find_routers``: a MAC that carries a public address) and dropped from
+    the moment they are known, so only a router's first few local flows go out as a device's.
+    """
+
+    def __init__(self, gateways: set[str] | None = None) -> None:
+        self.gateways = {g.lower() for g in gateways or ()}
+        self.learn = not self.gateways
+        self.routers: set[str] = set()
+
+    def records(self, row: dict, source: str) -> list[dict]:
+        if self.learn:
+            for mac, ip in ((row["client_mac"], row["client_ip"]), (row["server_mac"], row["server_ip"])):
+                if _address_kind(str(ip)) == "global" and _unicast_mac(str(mac)) and mac not in self.routers:
+                    logger.info("router %s learnt (it carries the public address %s)", mac, ip)
+                    self.routers.add(str(mac))
+        return records_of_row(row, source, self.gateways | self.routers)
+
+
 def flow_records(flows: FlowTable, gateways: set[str] | None = None) -> Iterator[dict]:
     """FlowRecords of every flow of a table (see ``records_of_row``)."""
     starts = np.searchsorted(flows.packet_flow, np.arange(flows.n_flows), side="left")

@@ -3,8 +3,9 @@
     python -m services.capture.main SOURCE [--speed 1.0]
 
 Wiring only: nfstream flows come from the core (``twinwatch.flows.iter_flow_rows``), are split per
-device end by the core (``twinwatch.streaming.records_of_row``), validated against the bus contract
-and produced keyed by device MAC with an idempotent acks=all producer.
+device end by the core (``twinwatch.streaming.DeviceSplitter``, which also drops the gateways),
+validated against the bus contract and produced keyed by device MAC with an idempotent acks=all
+producer.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from schemas.topics import FLOWS
 from services.common.kafka import DeliveryTracker, KafkaSettings, reliable_producer, to_json
 from twinwatch.fingerprint import expand_captures
 from twinwatch.flows import FlowSettings, iter_flow_rows
-from twinwatch.streaming import records_of_row
+from twinwatch.streaming import DeviceSplitter
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class CaptureSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TWINWATCH_CAPTURE_")
     source: str = ""
     speed: float = 0.0  # 0: as fast as possible; 1.0: real time by the packets' own clock
-    gateways: list[str] = []
+    gateways: list[str] = []  # none given: routers are learnt from the public addresses they carry
     topic: str = FLOWS  # under TWINWATCH_KAFKA_TOPIC_PREFIX
 
 
@@ -55,7 +56,7 @@ def run(settings: CaptureSettings, kafka: KafkaSettings, flow_settings: FlowSett
     producer = reliable_producer(kafka)
     tracker = DeliveryTracker()
     stats = CaptureStats()
-    gateways = {g.lower() for g in settings.gateways}
+    splitter = DeviceSplitter(set(settings.gateways))
     first_event = first_wall = None
     topic = kafka.topic(settings.topic)
     for source in sources(settings.source):
@@ -68,7 +69,7 @@ def run(settings: CaptureSettings, kafka: KafkaSettings, flow_settings: FlowSett
                 delay = (event - first_event) / settings.speed - (time.monotonic() - first_wall)
                 if delay > 0:
                     time.sleep(delay)
-            for record in records_of_row(row, source, gateways):
+            for record in splitter.records(row, source):
                 FlowRecord.model_validate(record)
                 producer.produce(topic, key=record["device_mac"].encode(), value=to_json(record),
                                  on_delivery=tracker)

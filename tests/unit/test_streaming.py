@@ -66,3 +66,18 @@ def test_day_collector_hands_out_complete_days_once():
     assert (mac, got_day) == ("aa:bb:cc:dd:ee:ff", day) and [int(i[0, 0]) for i in images] == [1, 2, 3]
     assert collector.add(mac, day, 5, image, end) is False  # late: its day was judged
     assert collector.flush() == []
+
+
+def test_device_splitter_learns_the_router_as_the_embedded_run_finds_it(flows):
+    from twinwatch.devices import find_routers
+    from twinwatch.flows import iter_flow_rows
+    from twinwatch.streaming import DeviceSplitter
+
+    splitter = DeviceSplitter()
+    records = [r for row in iter_flow_rows(str(INPUT)) for r in splitter.records(row, "x")]
+    assert splitter.routers == find_routers(flows) == {"f4:f2:6d:00:00:01"}
+    # at most the router's local flows that expire before its first public one go out (none here)
+    assert not [r for r in records if r["device_mac"] == "f4:f2:6d:00:00:01"]
+    given = DeviceSplitter({"F4:F2:6D:00:00:01"})
+    assert not given.learn and all(r["device_mac"] != "f4:f2:6d:00:00:01"
+                                   for row in iter_flow_rows(str(INPUT)) for r in given.records(row, "x"))
