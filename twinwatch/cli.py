@@ -499,8 +499,9 @@ def stack_events(
     run_dir: Path = typer.Option(Path("runs/stack"), help=RUN_DIR_HELP),
     topic_prefix: str = typer.Option("", help="The prefix the stack was started with."),
     wait: float = typer.Option(5.0, help="Seconds to wait for more events."),
+    report: Path | None = typer.Option(None, help="Also write them as an HTML report (g per day, why)."),
 ) -> None:
-    """The ChangeEvents published so far, as a table (what the SIEM receives)."""
+    """The ChangeEvents published so far, as a table (what the SIEM receives), and optionally a report."""
     from schemas.events import ChangeEvent
     from schemas.topics import EVENTS
     from services.common.kafka import KafkaSettings, read_all
@@ -519,6 +520,11 @@ def stack_events(
         table.add_row(event.device.name or event.device.mac, event.day.isoformat(), f"[{style}]{event.verdict}[/]", g,
                       f"{event.model_version} (v{event.served_version})", "; ".join(w.text for w in event.why[:2]))
     console.print(table)
+    if report:
+        from twinwatch.report import write_events_report
+
+        write_events_report(events, report)
+        console.print(f"HTML report written to {report}")
 
 
 def run() -> None:

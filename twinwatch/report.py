@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,68 @@ def _training_plot(model: TrainedTwin) -> str:
     return _png(figure)
 
 
+def _verdict_table(devices: list[tuple[str, str]], days: list[dt.date],
+                   cell: Callable[[str, dt.date], tuple[str, float | None, str] | None]) -> str:
+    """Devices × days, each cell a coloured verdict and its Hedges' g (the reason on hover)."""
+    rows = []
+    for mac, label in devices:
+        cells = []
+        for day in days:
+            found = cell(mac, day)
+            if found is None:
+                cells.append("<td></td>")
+                continue
+            verdict, g, reason = found
+            cells.append(f'<td title="{html.escape(reason)}"><span class="chip" style="background:{COLOURS[verdict]}">'
+                         f'{verdict[:7]}</span> {"–" if g is None else f"{g:.1f}"}</td>')
+        rows.append(f'<tr><td class="name"><a href="#{mac}">{html.escape(label)}</a></td>' + "".join(cells) + "</tr>")
+    header = "".join(f"<th>{d.isoformat()}</th>" for d in days)
+    return f"<table><tr><th>device</th>{header}</tr>{''.join(rows)}</table>"
+
+
+def _page(title: str, parts: list[str], path: str | os.PathLike) -> Path:
+    head = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>")
+    foot = f"<p class='muted'>made by twinwatch on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</p></body></html>"
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join([head, *parts, foot]))
+    return out
+
+
+def write_events_report(events: list, path: str | os.PathLike, title: str = "twinwatch — change events",
+                        rules: DecisionRules = DecisionRules()) -> Path:
+    """The streaming path's report, from ChangeEvents alone (what the SIEM got): verdicts per device and
+    day, Hedges' g per day, and why, for each device."""
+    days = sorted({e.day for e in events})
+    by_key = {(e.device.mac, e.day): e for e in events}
+    devices = {e.device.mac: e.device.name or e.device.mac for e in sorted(events, key=lambda e: e.device.mac)}
+
+    def cell(mac: str, day: dt.date) -> tuple[str, float | None, str] | None:
+        event = by_key.get((mac, day))
+        return None if event is None else (event.verdict, event.metrics.hedges_g if event.metrics else None,
+                                           event.reason)
+
+    changed = sum(e.verdict == CHANGED for e in events)
+    models = sorted({f"{e.model_version} (Triton v{e.served_version})" if e.served_version else e.model_version
+                     for e in events})
+    parts = [f"<p>{len(devices)} devices, {len(days)} days, <b>{changed}</b> device-day(s) changed; "
+             f"scored by {html.escape(', '.join(models))}.</p>", _verdict_table(list(devices.items()), days, cell)]
+    for mac, label in devices.items():
+        mine = sorted((e for e in events if e.device.mac == mac), key=lambda e: e.day)
+        parts.append(f"<h2 id='{mac}'>{html.escape(label)} <span class='muted'>{mac} "
+                     f"{html.escape(mine[-1].device.ip)} {html.escape(mine[-1].device.model)}</span></h2>")
+        if any(e.metrics for e in mine):
+            g_values = [e.metrics.hedges_g if e.metrics else None for e in mine]
+            parts.append(f"<img src='{_g_plot([e.day for e in mine], g_values, [e.verdict for e in mine], rules)}'>")
+        for event in mine:
+            if event.verdict != STABLE:
+                why = "; ".join(d.text for d in event.why)
+                parts.append(f"<p class='why'><b>{event.day}</b> {event.verdict}: {html.escape(event.reason)}"
+                             + (f". Moved most: {html.escape(why)}" if why else "") + "</p>")
+    return _page(title, parts, path)
+
+
 def write_report(analysis: Analysis, model: TrainedTwin, rules: DecisionRules, path: str | os.PathLike,
                  title: str = "twinwatch report") -> Path:
     """One HTML file with every picture inlined, so it can be mailed or attached to a ticket."""
@@ -114,31 +177,22 @@ def write_report(analysis: Analysis, model: TrainedTwin, rules: DecisionRules, p
     plan = analysis.shared_plan()
     days_text = (f"Baseline {plan.baseline}, training {plan.training}, validation {plan.validation}" if plan
                  else "Baseline, training and validation days per device (their first three usable days)")
-    rows = []
-    for device in analysis.devices:
-        cells = []
-        for day in days:
-            decision = analysis.decision(device.mac, day)
-            if decision is None:
-                cells.append("<td></td>")
-                continue
-            g = f"{decision.metrics.hedges_g:.1f}" if decision.metrics else "–"
-            cells.append(f'<td title="{html.escape(decision.reason)}"><span class="chip" '
-                         f'style="background:{COLOURS[decision.verdict]}">{decision.verdict[:7]}</span> {g}</td>')
-        rows.append(f'<tr><td class="name"><a href="#{device.mac}">{html.escape(device.label)}</a></td>'
-                    + "".join(cells) + "</tr>")
-    header = "".join(f"<th>{d.isoformat()}</th>" for d in days)
+    def cell(mac: str, day: dt.date) -> tuple[str, float | None, str] | None:
+        decision = analysis.decision(mac, day)
+        if decision is None:
+            return None
+        return decision.verdict, decision.metrics.hedges_g if decision.metrics else None, decision.reason
+
+    table = _verdict_table([(d.mac, d.label) for d in analysis.devices], days, cell)
     changed = sum(d.verdict == CHANGED for d in analysis.decisions)
     best = model.best
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
         f"<p>{len(analysis.devices)} devices, {len(days)} judged days, <b>{changed}</b> device-day(s) changed. "
         f"{days_text}; "
         f"reference scores from the {rules.reference} day; changed when Hedges' g &gt; {rules.effect_size} "
         f"and the mean score rose by ≥ {rules.min_shift}. Model <code>{analysis.model_version}</code> "
         f"(validation accuracy {best.val_accuracy:.3f}, epoch {best.epoch}).</p>",
-        f"<table><tr><th>device</th>{header}</tr>{''.join(rows)}</table>",
+        table,
         f"<h2>The twin</h2><img src='{_training_plot(model)}'>",
     ]
     for device in analysis.devices:
@@ -162,9 +216,4 @@ def write_report(analysis: Analysis, model: TrainedTwin, rules: DecisionRules, p
                      + (". Moved most: " + html.escape("; ".join(d.describe() for d in focus.drivers))
                         if focus.drivers else "") + "</p>")
         parts.append(f"<img src='{_fingerprints(reference.baseline_images, images, focus.day)}'>")
-    parts.append(f"<p class='muted'>made by twinwatch on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</p>"
-                 "</body></html>")
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts))
-    return out
+    return _page(title, parts, path)

@@ -188,3 +188,13 @@ def test_a_bad_image_is_dead_lettered_and_the_evaluator_lives_on(streamed):
         assert len(events) == len(CONFIG.devices) * (CONFIG.days - 3)  # nothing judged twice after the restart
     finally:
         stop(process)
+
+
+@pytest.mark.slow
+def test_the_events_make_a_report_to_forward(streamed, tmp_path):
+    from twinwatch.report import write_events_report
+
+    page = write_events_report(streamed.events, tmp_path / "events.html").read_text()
+    assert page.count("data:image/png;base64,") == len(CONFIG.devices)  # Hedges' g per day, per device
+    assert "<script" not in page and "Moved most" in page
+    assert all(PROFILES[key].name in page for key in CONFIG.devices)
