@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas.flows import FlowRecord
 from schemas.images import WindowImage
 from schemas.topics import FLOWS, IMAGES, dead_letter
-from services.common.kafka import KafkaSettings
+from services.common.kafka import KafkaSettings, ensure_topics
 from twinwatch.streaming import ClosedWindow, WindowBuilder
 from twinwatch.windows import WindowSpec
 
@@ -44,6 +44,10 @@ class WindowerSettings(BaseSettings):
 settings = WindowerSettings()
 kafka = KafkaSettings()
 spec = WindowSpec.from_strings(tz=settings.tz, quiet=settings.quiet)
+# Faust declares the topics it consumes; the images and dead-letter topics it only writes must exist
+# before the first send, or the sends (and the table changelog writes queued behind them) wait forever.
+ensure_topics(kafka, {kafka.topic(FLOWS): {}, kafka.topic(IMAGES): {}}, partitions=settings.partitions)
+ensure_topics(kafka, {dead_letter(kafka.topic(FLOWS)): {}})
 app = faust.App(settings.app_id, broker=f"kafka://{kafka.bootstrap_servers}", value_serializer="raw",
                 key_serializer="raw", store="memory://", topic_partitions=settings.partitions, web_enabled=False)
 # internal=True: the worker declares the topics it reads and writes, so it can start before any producer.
