@@ -136,7 +136,7 @@ def main() -> None:
         if args.bootstrap and args.triton and args.model_repository:
             bootstrap, grpc, repository = args.bootstrap, args.triton, args.model_repository
         else:
-            stack = LocalStack(StackSettings(run_dir=tmp / "stack"))
+            stack = LocalStack(StackSettings(run_dir=tmp / "stack", services=False))  # the bench runs its own windower
             with console.status("starting the local stack (Kafka + Triton)"):
                 status = stack.up()
             bootstrap, grpc, repository = status.bootstrap_servers, status.triton_grpc_url, status.model_repository
