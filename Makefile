@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup demo test bench lint
+.PHONY: setup demo stream-demo test bench lint
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -16,11 +16,16 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/twinwatch demo
 
+stream-demo: setup
+	$(VENV)/bin/twinwatch stack demo
+
 test: setup
 	$(VENV)/bin/python -m pytest -q
 
 bench: setup
 	$(VENV)/bin/python bench/features.py
+	$(VENV)/bin/python bench/scoring.py
+	$(VENV)/bin/python bench/stream.py
 
 lint: setup
-	$(VENV)/bin/ruff check twinwatch tests bench
+	$(VENV)/bin/ruff check twinwatch schemas services tests bench

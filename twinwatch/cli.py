@@ -36,6 +36,8 @@ def _progress() -> Progress:
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail.")) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)])
+    # the Kafka client's retries while a broker starts ("coordinator load in progress") are not news here
+    logging.getLogger("twinwatch.librdkafka").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 @app.command()
@@ -494,14 +496,7 @@ def stack_capture(
         raise typer.Exit(code=1)
 
 
-@stack_app.command("events")
-def stack_events(
-    run_dir: Path = typer.Option(Path("runs/stack"), help=RUN_DIR_HELP),
-    topic_prefix: str = typer.Option("", help="The prefix the stack was started with."),
-    wait: float = typer.Option(5.0, help="Seconds to wait for more events."),
-    report: Path | None = typer.Option(None, help="Also write them as an HTML report (g per day, why)."),
-) -> None:
-    """The ChangeEvents published so far, as a table (what the SIEM receives), and optionally a report."""
+def _read_events(run_dir: Path, topic_prefix: str, wait: float) -> list:
     from schemas.events import ChangeEvent
     from schemas.topics import EVENTS
     from services.common.kafka import KafkaSettings, read_all
@@ -510,8 +505,11 @@ def stack_events(
     if not status.bootstrap_servers:
         raise ValueError(f"no stack in {run_dir}: start it with 'twinwatch stack up'")
     kafka = KafkaSettings(bootstrap_servers=status.bootstrap_servers, topic_prefix=topic_prefix)
-    events = [ChangeEvent.model_validate_json(v) for _, v in read_all(kafka, kafka.topic(EVENTS), timeout=wait) if v]
-    table = Table(title=f"{len(events)} ChangeEvent(s) on {kafka.topic(EVENTS)}")
+    return [ChangeEvent.model_validate_json(v) for _, v in read_all(kafka, kafka.topic(EVENTS), timeout=wait) if v]
+
+
+def _print_events(events: list, topic: str) -> None:
+    table = Table(title=f"{len(events)} ChangeEvent(s) on {topic}")
     for column in ("device", "day", "verdict", "Hedges' g", "model", "why"):
         table.add_column(column)
     for event in sorted(events, key=lambda e: (e.device.mac, e.day)):
@@ -520,11 +518,84 @@ def stack_events(
         table.add_row(event.device.name or event.device.mac, event.day.isoformat(), f"[{style}]{event.verdict}[/]", g,
                       f"{event.model_version} (v{event.served_version})", "; ".join(w.text for w in event.why[:2]))
     console.print(table)
-    if report:
-        from twinwatch.report import write_events_report
 
+
+@stack_app.command("events")
+def stack_events(
+    run_dir: Path = typer.Option(Path("runs/stack"), help=RUN_DIR_HELP),
+    topic_prefix: str = typer.Option("", help="The prefix the stack was started with."),
+    wait: float = typer.Option(5.0, help="Seconds to wait for more events."),
+    report: Path | None = typer.Option(None, help="Also write them as an HTML report (g per day, why)."),
+) -> None:
+    """The ChangeEvents published so far, as a table (what the SIEM receives), and optionally a report."""
+    from twinwatch.report import write_events_report
+
+    events = _read_events(run_dir, topic_prefix, wait)
+    _print_events(events, f"{topic_prefix}twinwatch.events.v1")
+    if report:
         write_events_report(events, report)
         console.print(f"HTML report written to {report}")
+
+
+STREAM_DEMO_DEVICES = ("plug", "bulb", "tapo", "doorbell", "fan", "speaker")  # one per kind of change, one without
+
+
+@stack_app.command("demo")
+def stack_demo(
+    lab: Path = typer.Option(Path("lab-stream"), help="Where the demo lab, the events and the report go."),
+    run_dir: Path = typer.Option(Path("runs/stack-demo"), help="The demo stack's run folder (wiped first)."),
+    seed: int = typer.Option(7),
+    timeout: float = typer.Option(1200.0, help="Seconds to wait for every verdict."),
+    keep_running: bool = typer.Option(False, help="Leave the stack up afterwards (twinwatch stack down to stop)."),
+) -> None:
+    """The streaming path in one command: a 6-device, 6-day lab (every kind of firmware change, the new
+    firmware from day 5) replayed through capture → Kafka → windower → trainer → Triton → evaluator;
+    the ChangeEvents as a table, JSON lines and an HTML report."""
+    import time
+
+    from services.capture.main import CaptureSettings
+    from services.capture.main import run as capture
+    from services.common.kafka import KafkaSettings
+    from twinwatch.report import write_events_report
+    from twinwatch.stack import StackError
+
+    config = LabConfig(seed=seed, days=6, change_day=5, devices=STREAM_DEMO_DEVICES)
+    _simulate(config, lab)
+    stack = _stack(run_dir, tz=config.tz, devices_file=lab / "devices.csv")
+    stack.down(purge=True)  # a fresh broker: no topics, models or state from an earlier demo
+    try:
+        with console.status("starting Kafka, Triton, windower, trainer and evaluator"):
+            status = stack.up()
+        _print_stack(status)
+        with console.status(f"capture: replaying {lab / 'pcaps'} into Kafka"):
+            stats = capture(CaptureSettings(source=str(lab / "pcaps")),
+                            KafkaSettings(bootstrap_servers=status.bootstrap_servers))
+        console.print(f"capture: {stats.flows:,} flows → {stats.records:,} flow records acknowledged by the broker")
+        expected = len(config.devices) * (config.days - 3)
+        events: list = []
+        with _progress() as progress:
+            task = progress.add_task("verdicts (the trainer trains on days 1–3 first)", total=expected)
+            deadline = time.monotonic() + timeout
+            while len(events) < expected:
+                if time.monotonic() > deadline:
+                    raise StackError(f"{len(events)} of {expected} verdicts after {timeout:.0f} s; read the logs "
+                                     f"in {status.logs_dir}")
+                time.sleep(5)
+                events = _read_events(run_dir, "", 30)
+                progress.update(task, completed=len(events))
+        _print_events(events, "twinwatch.events.v1")
+        with open(lab / "events.jsonl", "w") as handle:
+            handle.writelines(event.model_dump_json() + "\n" for event in events)
+        write_events_report(events, lab / "stream-report.html", "twinwatch — streaming demo")
+        console.print(f"ChangeEvents in {lab / 'events.jsonl'}, report {lab / 'stream-report.html'}, "
+                      f"logs in {status.logs_dir}")
+    except StackError as error:
+        console.print(f"[bold red]stack failed:[/bold red] {error}")
+        raise typer.Exit(code=1) from error
+    finally:
+        if not keep_running:
+            with console.status("stopping the stack"):
+                stack.down()
 
 
 def run() -> None:

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas.topics import dead_letter
 
 logger = logging.getLogger(__name__)
+LIBRDKAFKA_LOGGER = logging.getLogger("twinwatch.librdkafka")  # the client library's own log lines, via logging
 
 
 class KafkaSettings(BaseSettings):
@@ -42,7 +43,8 @@ class KafkaSettings(BaseSettings):
 def reliable_producer(settings: KafkaSettings) -> Producer:
     """Idempotent, acks=all: a record the broker acknowledged is written once and survives a broker restart."""
     return Producer(settings.client_config() | {"enable.idempotence": True, "acks": "all", "linger.ms": 20,
-                                                "compression.type": "gzip", "message.max.bytes": 16 * 2**20})
+                                                "compression.type": "gzip", "message.max.bytes": 16 * 2**20},
+                    logger=LIBRDKAFKA_LOGGER)
 
 
 class DeliveryTracker:
