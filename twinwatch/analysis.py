@@ -121,6 +121,7 @@ class DeviceBaseline:
     baseline_images: np.ndarray
     reference_images: np.ndarray
     baseline_scores: np.ndarray | None
+    baseline_embeddings: Any = None  # embedded once, reused for every judged day
 
 
 @dataclass
@@ -161,10 +162,11 @@ def in_process(model: TrainedTwin) -> Embedder:
 def device_baseline(embedder: Embedder, device: Device, baseline_images: np.ndarray,
                     reference_images: np.ndarray, rules: DecisionRules) -> DeviceBaseline:
     """Reference scores: every baseline × reference-day pair of the device (section 4.4)."""
-    scores = None
+    scores = embedded = None
     if len(baseline_images) >= rules.min_windows and len(reference_images) >= rules.min_windows:
-        scores = distance_matrix(embedder(baseline_images), embedder(reference_images)).ravel()
-    return DeviceBaseline(device, baseline_images, reference_images, scores)
+        embedded = embedder(baseline_images)
+        scores = distance_matrix(embedded, embedder(reference_images)).ravel()
+    return DeviceBaseline(device, baseline_images, reference_images, scores, embedded)
 
 
 def judge_day(embedder: Embedder, reference: DeviceBaseline, day: dt.date, images: np.ndarray,
@@ -173,7 +175,9 @@ def judge_day(embedder: Embedder, reference: DeviceBaseline, day: dt.date, image
     and decide. The embedded run and the streaming evaluator both judge with this."""
     scores = None
     if reference.baseline_scores is not None and len(images) >= rules.min_windows:
-        scores = distance_matrix(embedder(reference.baseline_images), embedder(images))
+        baseline = reference.baseline_embeddings
+        scores = distance_matrix(embedder(reference.baseline_images) if baseline is None else baseline,
+                                 embedder(images))
     return decide_day(reference.device.mac, day, reference.baseline_images, images, scores,
                       reference.baseline_scores, rules, reference_windows=len(reference.reference_images))
 
