@@ -492,13 +492,21 @@ class LocalStack:
         """Windower, trainer and evaluator, each unless already running; a service that dies at once is an error."""
         entries = dict(state.get("services", {}))
         env = self._service_env(state)
+        settings = self.settings
+        config = {"tz": settings.tz, "quiet": settings.quiet, "topic_prefix": settings.topic_prefix,
+                  "devices_file": str(settings.devices_file or "")}
         fresh = []
         for name, module in SERVICE_MODULES.items():
             pid = self._read_pid(name)
             if pid is not None and self._alive(pid, module):
-                continue
+                if entries.get(name, {}).get("config") == config:
+                    continue
+                logger.info("restarting %s: started with %s, asked for %s", name, entries.get(name, {}).get("config"),
+                            config)
+                self._stop(name, pid)
             command = service_command(name, self.run_dir, self.settings.python)
-            entries[name] = {"pid": self._spawn(name, command, REPO_ROOT, env), "started": time.time()}
+            entries[name] = {"pid": self._spawn(name, command, REPO_ROOT, env), "started": time.time(),
+                             "config": config}
             started.append(name)
             fresh.append(name)
         time.sleep(3 if fresh else 0)

@@ -68,6 +68,21 @@ def test_up_again_is_a_no_op(stack: LocalStack, stack_status: StackStatus) -> No
     assert again.bootstrap_servers == stack_status.bootstrap_servers
 
 
+def test_up_with_other_service_settings_restarts_only_the_services(stack: LocalStack,
+                                                                    stack_status: StackStatus) -> None:
+    other = LocalStack(stack.settings.model_copy(update={"tz": "Europe/Berlin"}))
+    changed = other.up()
+    try:
+        for name in ("kafka", "triton"):
+            assert changed.services[name].pid == stack_status.services[name].pid
+        for name in ("windower", "evaluator"):
+            assert changed.services[name].pid != stack_status.services[name].pid and changed.services[name].running
+        environment = Path(f"/proc/{changed.services['evaluator'].pid}/environ").read_bytes().split(b"\0")
+        assert b"TWINWATCH_EVALUATOR_TZ=Europe/Berlin" in environment
+    finally:
+        stack.up()  # back to the session's settings for the other tests
+
+
 def test_stack_runs_the_services(stack: LocalStack, stack_status: StackStatus) -> None:
     assert set(stack_status.services) == {"kafka", "triton", "windower", "trainer", "evaluator"}
     for name in ("windower", "evaluator"):
