@@ -408,7 +408,9 @@ def _print_stack(status) -> None:
         table.add_column(column)
     for service in status.services.values():
         state = ("[green]running[/green]" if service.running else
-                 "[dim]done[/dim]" if service.job else "[red]stopped[/red]")
+                 "[dim]done[/dim]" if service.job and not service.note else "[red]stopped[/red]")
+        if service.note:
+            state += f"\n[dim]{service.note[:160]}[/dim]"
         ports = ", ".join(f"{k} {v}" for k, v in service.ports.items())
         table.add_row(service.name, str(service.pid or ""), state, ports, str(service.log))
     console.print(table)

@@ -112,6 +112,7 @@ class ServiceStatus:
     log: Path
     ports: dict[str, int] = field(default_factory=dict)
     job: bool = False  # runs to completion (the trainer): not running is not a fault
+    note: str = ""  # for a service that is not running: the last error line of its log
 
 
 @dataclass(frozen=True)
@@ -227,8 +228,9 @@ class LocalStack:
                 continue
             pid = self._read_pid(name)
             running = pid is not None and self._alive(pid, module)
-            services[name] = ServiceStatus(name, pid, running, running, self.logs_dir / f"{name}.log",
-                                           job=name in JOBS)
+            log = self.logs_dir / f"{name}.log"
+            services[name] = ServiceStatus(name, pid, running, running, log, job=name in JOBS,
+                                           note="" if running else _last_error(log).strip(" ()"))
         kafka, triton = state.get("kafka"), state.get("triton")
         return StackStatus(
             run_dir=self.run_dir,
@@ -685,13 +687,15 @@ def _copy_if_changed(source: Path, target: Path) -> None:
 
 
 def _last_error(log: Path) -> str:
-    """The last error line of a log (Kafka's ERROR lines, Triton's E-lines, Java exceptions), for a message."""
+    """The last error line of a log since its last start (Kafka's ERROR lines, Triton's E-lines, exceptions)."""
     try:
         with log.open("rb") as handle:
             handle.seek(max(0, log.stat().st_size - 64_000))
             lines = handle.read().decode(errors="replace").splitlines()
     except OSError:
         return ""
+    starts = [i for i, line in enumerate(lines) if line.startswith("=== ")]  # _spawn marks each start
+    lines = lines[starts[-1]:] if starts else lines
     pattern = re.compile(r"\bERROR\b|Exception: |^E\d{4} |error: ", re.IGNORECASE)
     errors = [line.strip() for line in lines if pattern.search(line)]
     return f" (last error: {errors[-1][:300]})" if errors else ""
