@@ -121,7 +121,7 @@ class DeviceBaseline:
     baseline_images: np.ndarray
     reference_images: np.ndarray
     baseline_scores: np.ndarray | None
-    baseline_embeddings: Any = None  # embedded once, reused for every judged day
+    baseline_embeddings: Any = None  # embedded once with the reference scores, reused for every judged day
 
 
 @dataclass
@@ -175,9 +175,7 @@ def judge_day(embedder: Embedder, reference: DeviceBaseline, day: dt.date, image
     and decide. The embedded run and the streaming evaluator both judge with this."""
     scores = None
     if reference.baseline_scores is not None and len(images) >= rules.min_windows:
-        baseline = reference.baseline_embeddings
-        scores = distance_matrix(embedder(reference.baseline_images) if baseline is None else baseline,
-                                 embedder(images))
+        scores = distance_matrix(reference.baseline_embeddings, embedder(images))
     return decide_day(reference.device.mac, day, reference.baseline_images, images, scores,
                       reference.baseline_scores, rules, reference_windows=len(reference.reference_images))
 

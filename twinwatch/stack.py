@@ -411,9 +411,6 @@ class LocalStack:
             _copy_if_changed(source, python / source.name)
         return backends
 
-    def _prepare_model_repository(self, target: Path) -> None:
-        prepare_model_repository(self.settings.model_repository, target, self.settings.model_name)
-
     def _start_triton(self, previous: dict | None, started: list[str]) -> dict:
         """Spawn the server unless this run folder's is alive; returns its pid, ports and served repository."""
         if previous and self._alive(previous["pid"], TRITON_MARKER):
@@ -424,7 +421,7 @@ class LocalStack:
         folder = self.run_dir / "triton"
         backends = self._triton_backends(home, folder)
         repository = self.run_dir / "model_repository"
-        self._prepare_model_repository(repository)
+        prepare_model_repository(self.settings.model_repository, repository, self.settings.model_name)
         previous = previous or {}
         taken: set[int] = set()
         ports = {key: _pick_port(getattr(self.settings, f"triton_{key}"), previous.get(key), taken)

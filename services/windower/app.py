@@ -13,7 +13,6 @@ topic; the stream goes on.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -136,8 +135,3 @@ async def close_quiet_links() -> None:
         if closed:
             logger.info("idle for %.0f s: closed %d window(s)", settings.idle_flush_seconds, len(closed))
             await publish(closed, persist=False)
-
-
-def describe() -> str:
-    return json.dumps({"flows": kafka.topic(FLOWS), "images": kafka.topic(IMAGES),
-                       "spec": vars(spec) | {"period_start": str(spec.period_start)}})
