@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,10 +35,11 @@ from services.capture.main import CaptureSettings, run  # noqa: E402
 from services.common.kafka import KafkaSettings  # noqa: E402
 from services.common.triton import TritonEmbedder, TritonSettings  # noqa: E402
 from tests.integration.kafka_helpers import consume  # noqa: E402
+from tests.integration.processes import start_service, stop, wait_until_ready  # noqa: E402
 from twinwatch.fingerprint import fingerprint_flows  # noqa: E402
 from twinwatch.flows import read_pcap_flows  # noqa: E402
 from twinwatch.simulator.lab import GATEWAY, LabConfig, simulate_day  # noqa: E402
-from twinwatch.stack import LocalStack, StackSettings, service_command  # noqa: E402
+from twinwatch.stack import LocalStack, StackSettings  # noqa: E402
 from twinwatch.twin import distance_matrix  # noqa: E402
 from twinwatch.windows import WindowSpec  # noqa: E402
 
@@ -96,15 +96,9 @@ def windowing(bootstrap: str, devices: tuple[str, ...], tmp: Path) -> dict[str, 
     env = os.environ | {"TWINWATCH_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TWINWATCH_KAFKA_TOPIC_PREFIX": prefix,
                         "TWINWATCH_WINDOWER_TZ": config.tz, "TWINWATCH_WINDOWER_IDLE_FLUSH_SECONDS": "3",
                         "TWINWATCH_WINDOWER_APP_ID": f"bench-windower-{prefix}".rstrip(".")}
-    log = tmp / "windower.log"
-    worker = subprocess.Popen(service_command("windower", tmp), cwd=ROOT, env=env,
-                              stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    worker, log = start_service("windower", env, tmp)
     try:
-        deadline = time.monotonic() + 120
-        while "Worker]: Ready" not in log.read_text():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"windower did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_until_ready(worker, log)
         kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix)
         start = time.perf_counter()
         stats = run(CaptureSettings(source=str(pcap), gateways=[GATEWAY.mac]), kafka)
@@ -112,8 +106,7 @@ def windowing(bootstrap: str, devices: tuple[str, ...], tmp: Path) -> dict[str, 
         images = consume(bootstrap, kafka.topic("twinwatch.images.v1"), expected, timeout=600)
         stream_seconds = time.perf_counter() - start
     finally:
-        worker.terminate()
-        worker.wait(60)
+        stop(worker)
     if len(images) != expected:
         raise RuntimeError(f"{len(images)} of {expected} images came through the windower")
     return {"flows": stats.flows, "records": stats.records, "images": expected, "capture_s": capture_seconds,

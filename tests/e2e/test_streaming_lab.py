@@ -8,7 +8,6 @@ pcaps then go through ``twinwatch analyze`` with the trainer's model.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,13 +22,13 @@ from schemas.topics import EVENTS, FLOWS, IMAGES, MODELS, dead_letter
 from services.capture.main import CaptureSettings, run
 from services.common.kafka import KafkaSettings
 from tests.integration.kafka_helpers import committed, consume
+from tests.integration.processes import start_service, stop, wait_until_ready
 from twinwatch.cli import app
 from twinwatch.simulator.lab import GATEWAY, LabConfig, LabManifest, build_lab
 from twinwatch.simulator.profiles import CHANGE_KINDS, PROFILES
-from twinwatch.stack import StackStatus, service_command
+from twinwatch.stack import StackStatus
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 # one device per kind of change (large, subtle, invisible, timing, sizes) and one that never changes
 CONFIG = LabConfig(days=6, change_day=5, devices=("plug", "bulb", "tapo", "doorbell", "fan", "speaker"), seed=21)
 
@@ -46,21 +45,6 @@ class Streamed:
     logs: dict[str, str]
     kafka: KafkaSettings
     env: dict[str, str]
-
-
-def start(name: str, command: list[str], env: dict, logs: Path) -> tuple[subprocess.Popen, Path]:
-    log = logs / f"{name}.log"
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    return process, log
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +68,11 @@ def streamed(stack, tmp_path_factory):
         "TWINWATCH_EVALUATOR_DEVICES_FILE": str(out / "lab" / "devices.csv"),
         "OMP_NUM_THREADS": "1",  # three Python services share two cores
     }
-    windower, windower_log = start("windower", service_command("windower", out), env, out)
-    trainer, trainer_log = start("trainer", service_command("trainer", out), env, out)
-    evaluator, evaluator_log = start("evaluator", service_command("evaluator", out), env, out)
+    windower, windower_log = start_service("windower", env, out)
+    trainer, trainer_log = start_service("trainer", env, out)
+    evaluator, evaluator_log = start_service("evaluator", env, out)
     try:
-        deadline = time.monotonic() + 120
-        while "Worker]: Ready" not in windower_log.read_text():
-            assert windower.poll() is None and time.monotonic() < deadline, windower_log.read_text()[-3000:]
-            time.sleep(0.5)
+        wait_until_ready(windower, windower_log)
         stats = run(CaptureSettings(source=str(out / "lab" / "pcaps"), gateways=[GATEWAY.mac]), kafka)
         assert stats.records > 0 and stats.delivered == stats.records and stats.failed == 0
         trainer.wait(900)
@@ -176,7 +157,7 @@ def test_a_bad_image_is_dead_lettered_and_the_evaluator_lives_on(streamed):
 
     kafka = streamed.kafka
     # the module's services are stopped: a fresh evaluator resumes from its state topic
-    process, log = start("evaluator-again", service_command("evaluator", streamed.out), streamed.env, streamed.out)
+    process, log = start_service("evaluator", streamed.env, streamed.out, "evaluator-again")
     try:
         produce(kafka.bootstrap_servers, kafka.topic(IMAGES), [(b"aa:bb:cc:dd:ee:ff", b'{"pixels": 1}')])
         dead = consume(kafka.bootstrap_servers, dead_letter(kafka.topic(IMAGES)), 1, timeout=60)

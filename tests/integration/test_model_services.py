@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,14 +18,13 @@ from services.common.triton import TritonEmbedder, TritonSettings
 from services.trainer.main import TrainerSettings
 from services.trainer.main import run as train
 from tests.integration.kafka_helpers import consume, produce
+from tests.integration.processes import start_service, stop
 from tests.synthetic import DAYS, SPEC, lab_images
 from twinwatch.analysis import in_process
-from twinwatch.stack import service_command
 from twinwatch.streaming import StreamEvaluator
 from twinwatch.twin import TrainedTwin, embed
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def image_messages(images: dict) -> list[tuple[bytes, bytes]]:
@@ -85,9 +82,7 @@ def test_evaluator_events_equal_the_core_with_the_same_model(published, tmp_path
                         "TWINWATCH_TRITON_GRPC_URL": status.triton_grpc_url,
                         "TWINWATCH_EVALUATOR_TZ": SPEC.tz, "TWINWATCH_EVALUATOR_IDLE_FLUSH_SECONDS": "3",
                         "TWINWATCH_EVALUATOR_APP_ID": f"evaluator-{uuid.uuid4().hex[:6]}"}
-    log = tmp_path / "evaluator.log"
-    process = subprocess.Popen(service_command("evaluator", tmp_path), cwd=ROOT, env=env, stdout=open(log, "w"),
-                               stderr=subprocess.STDOUT)
+    process, log = start_service("evaluator", env, tmp_path)
     try:
         raw = consume(kafka.bootstrap_servers, kafka.topic(EVENTS), len(verdicts), timeout=120)
         events = {(e.device.mac, e.day): e for e in (ChangeEvent.model_validate_json(v) for _, v in raw)}
@@ -104,6 +99,5 @@ def test_evaluator_events_equal_the_core_with_the_same_model(published, tmp_path
         time.sleep(1)
         assert process.poll() is None, log.read_text()[-3000:]
     finally:
-        process.terminate()
-        process.wait(60)
+        stop(process)
     assert "stopped after" in log.read_text()  # SIGTERM: a last checkpoint, then a clean exit

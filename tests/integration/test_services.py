@@ -20,14 +20,13 @@ from services.capture.main import CaptureSettings, run
 from services.common.kafka import KafkaSettings
 from tests.golden.make_golden import INPUT, SPEC
 from tests.integration.kafka_helpers import committed, consume, produce
+from tests.integration.processes import start_service, stop, wait_until_ready
 from twinwatch.devices import find_routers
 from twinwatch.fingerprint import fingerprint_flows
 from twinwatch.flows import read_pcap_flows
-from twinwatch.stack import service_command
 from twinwatch.streaming import flow_records
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_capture_publishes_every_flow_record_once(stack_status):
@@ -53,20 +52,14 @@ def windower(stack_status, tmp_path):
         "TWINWATCH_WINDOWER_IDLE_FLUSH_SECONDS": "3",
         "TWINWATCH_WINDOWER_APP_ID": f"windower-test-{uuid.uuid4().hex[:8]}",
     }
-    log = open(tmp_path / "windower.log", "w")
-    process = subprocess.Popen(service_command("windower", tmp_path), cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    yield process, tmp_path / "windower.log"
+    process, log = start_service("windower", env, tmp_path)
+    yield process, log
     stop(process)
-    log.close()
 
 
 def test_windower_emits_the_embedded_fingerprints(stack_status, windower):
     process, log = windower
-    deadline = time.monotonic() + 90
-    while "Worker]: Ready" not in log.read_text() and time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()[-3000:]
-        time.sleep(0.5)
+    wait_until_ready(process, log)
     embedded = fingerprint_flows(read_pcap_flows(INPUT), SPEC)
     expected = {(d.device.mac, d.day.isoformat(), int(w)): image for d in embedded.device_days
                 for w, image in zip(d.window_index, d.images, strict=True)}
@@ -85,23 +78,9 @@ def test_windower_emits_the_embedded_fingerprints(stack_status, windower):
     assert dead and dead[0][1] == b"{not json"
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
 def start_windower(env: dict, folder: Path) -> tuple[subprocess.Popen, Path]:
-    log = folder / f"windower-{uuid.uuid4().hex[:4]}.log"
-    process = subprocess.Popen(service_command("windower", folder), cwd=ROOT, env=env, stdout=open(log, "w"),
-                               stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while "Worker]: Ready" not in log.read_text():
-        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.5)
+    process, log = start_service("windower", env, folder, f"windower-{uuid.uuid4().hex[:4]}")
+    wait_until_ready(process, log)
     return process, log
 
 
